@@ -1,0 +1,1 @@
+"""HTTP API: thin FastAPI routes, schemas and the error-to-HTTP table."""

@@ -1,0 +1,65 @@
+"""Routes for sending SMS and reading the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep
+from smsrelay.api.schemas import ErrorOut, OutboxEntryOut, OutboxPageOut, SendSmsRequest, entry_out
+from smsrelay.domain.status import Status
+from smsrelay.services.outbox_queries import get_entry, list_entries
+from smsrelay.services.submit import NewMessage, submit_message
+from smsrelay.store.outbox import OutboxFilter
+
+router = APIRouter(prefix="/api/sms", tags=["sms"])
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 415, 422)
+}
+
+
+@router.post("/send", status_code=202, response_model=OutboxEntryOut, responses=ERRORS,
+             dependencies=[JsonBody])
+async def send_sms(body: SendSmsRequest, container: ContainerDep, principal: PrincipalDep
+                   ) -> OutboxEntryOut:
+    """Queue one SMS in the outbox; the dispatcher sends it shortly after."""
+    new = NewMessage(
+        to=body.to, message=body.message, sender_id=body.sender_id, category=body.category,
+        tags=body.tags, custom_data=body.custom_data, template_key=body.template_key,
+        scheduled_at=body.scheduled_at, validity_seconds=body.validity_seconds,
+    )
+    entry = await submit_message(container.db, container.submit_policy, principal, new)
+    if container.dispatcher is not None:
+        container.dispatcher.wake()
+    return entry_out(entry, with_events=True)
+
+
+@router.get("/outbox", response_model=OutboxPageOut, responses=ERRORS)
+async def list_outbox(
+    container: ContainerDep,
+    principal: PrincipalDep,
+    status: Status | None = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+    recipient: Annotated[str | None, Query(max_length=40)] = None,
+    created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> OutboxPageOut:
+    """Newest first; pass `nextCursor` back as `cursor` for the next page."""
+    query = OutboxFilter(
+        tenant_id=principal.tenant_id, status=status.value if status else None, tag=tag,
+        recipient=recipient, created_from=created_from, created_to=created_to, limit=limit,
+    )
+    page = await list_entries(container.db, query, cursor)
+    return OutboxPageOut(items=[entry_out(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/outbox/{outbox_id}", response_model=OutboxEntryOut, responses=ERRORS)
+async def get_outbox_entry(outbox_id: str, container: ContainerDep, principal: PrincipalDep
+                           ) -> OutboxEntryOut:
+    """One outbox entry with its event history."""
+    entry = await get_entry(container.db, principal.tenant_id, outbox_id)
+    return entry_out(entry, with_events=True)

@@ -1,0 +1,75 @@
+"""Provider webhooks: validate the signature, hand the update to the service, answer fast."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response
+
+from smsrelay.api.deps import ContainerDep
+from smsrelay.api.errors import error_response
+from smsrelay.logs import get_logger
+from smsrelay.providers.base import ProviderError
+from smsrelay.providers.twilio.signature import is_valid_signature
+from smsrelay.providers.twilio.statuses import our_status
+from smsrelay.services.delivery import StatusUpdate, apply_status_update
+
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+log = get_logger("smsrelay.webhooks")
+
+
+def public_url(request: Request, base: str) -> str:
+    """The URL Twilio signed: our public base + the path and query it called."""
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
+@router.post("/twilio/status", status_code=200, response_class=Response)
+async def twilio_status(request: Request, container: ContainerDep) -> Response:
+    """Twilio's status callback. 403 when `X-Twilio-Signature` does not match."""
+    form = await request.form()
+    params = {key: str(value) for key, value in form.multi_items()}
+    signature = request.headers.get("x-twilio-signature", "")
+    url = public_url(request, container.settings.public_url)
+    if not any(is_valid_signature(url, params, signature, token)
+               for token in container.webhook_auth_tokens):
+        log.warning("webhook.signature_rejected", path=request.url.path)
+        return error_response(403, "invalid_signature",
+                              "X-Twilio-Signature does not match this request")
+    update = _status_update(request, params)
+    if update is None:
+        return error_response(422, "invalid_request",
+                              "MessageSid and a known outbound MessageStatus are required")
+    result = await apply_status_update(container.db, update)
+    log.info("webhook.status_received", outcome=result, status=update.provider_status,
+             outbox_id=update.outbox_id)
+    return Response(status_code=200)
+
+
+def _status_update(request: Request, params: dict[str, str]) -> StatusUpdate | None:
+    sid = params.get("MessageSid") or params.get("SmsSid")
+    raw_status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    status = our_status(raw_status)
+    if not sid or status is None:
+        return None
+    token = request.headers.get("i-twilio-idempotency-token")
+    return StatusUpdate(
+        provider_message_id=sid,
+        status=status,
+        provider_status=raw_status,
+        dedupe_key=f"twilio:{token}" if token else f"twilio:{sid}:{raw_status}",
+        received_at=datetime.now(UTC),
+        outbox_id=request.query_params.get("outboxId"),
+        error=_error(params),
+    )
+
+
+def _error(params: dict[str, str]) -> ProviderError | None:
+    code = params.get("ErrorCode")
+    if not code:
+        return None
+    return ProviderError(
+        message=params.get("ErrorMessage") or f"Twilio error {code}",
+        code=int(code) if code.isdigit() else code,
+        more_info=f"https://www.twilio.com/docs/errors/{code}",
+    )

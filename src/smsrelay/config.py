@@ -1,0 +1,123 @@
+"""Typed settings read once from the environment (and `.env`), with secrets that mask themselves."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import limits
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/smsrelay.db"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting smsrelay reads. Environment variable = prefix + field name, upper case."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMSRELAY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = DEFAULT_DATABASE_URL
+    env: Literal["development", "production"] = "development"
+    public_url: str = "http://127.0.0.1:8000"
+    provider: Literal["simulator", "twilio", "msg91"] | None = None
+    secret_keys: SecretStr | None = None
+    redis_url: str | None = None
+
+    default_region: str | None = None
+    default_currency: str = "USD"
+    max_message_chars: int = Field(default=1600, ge=1)
+    resend_cap: int = Field(default=3, ge=1)
+    dispatch_batch_size: int = Field(default=50, ge=1)
+    dispatch_concurrency: int = Field(default=32, ge=1)
+    dispatch_poll_seconds: float = Field(default=0.2, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    provider_timeout_seconds: float = Field(default=10.0, gt=0)
+    simulator_port: int = Field(default=0, ge=0, le=65535)
+    test_sms_limit: str = "3/5minute"
+    reconcile_after_seconds: float = Field(default=5.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, alias="TWILIO_MESSAGING_SERVICE_SID"
+    )
+    twilio_from_phone_number: str | None = Field(default=None, alias="TWILIO_FROM_PHONE_NUMBER")
+    twilio_status_callback_url: str | None = Field(
+        default=None, alias="TWILIO_STATUS_CALLBACK_URL"
+    )
+    twilio_api_base_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE_URL")
+
+    smtp_url: str | None = Field(default=None, alias="SMTP_URL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("test_sms_limit")
+    @classmethod
+    def _limit_rule(cls, value: str) -> str:
+        try:
+            limits.parse(value)
+        except ValueError:
+            raise ValueError("must be a rate such as 3/5minute") from None
+        return value
+
+    @field_validator("public_url", "twilio_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def effective_provider(self) -> str:
+        """The provider to use: explicit, else Twilio when its credentials are set, else simulator."""
+        if self.provider:
+            return self.provider
+        has_twilio = self.twilio_account_sid and self.twilio_auth_token
+        if self.env == "production" or has_twilio:
+            return "twilio"
+        return "simulator"
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def status_callback_url(self) -> str:
+        """Where providers post delivery status: explicit, else derived from the public URL."""
+        return self.twilio_status_callback_url or f"{self.public_url}/api/webhooks/twilio/status"
+
+
+_ENV_NAMES = {
+    name: (field.alias or f"SMSRELAY_{name.upper()}")
+    for name, field in Settings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; a bad value raises `SettingsError` naming the environment variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [_describe(error) for error in exc.errors()]
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+def _describe(error: ErrorDetails) -> str:
+    location = error["loc"]
+    name = str(location[0]) if location else "?"
+    variable = _ENV_NAMES.get(name, name.upper())
+    return f"{variable}: {error['msg']}"

@@ -1,0 +1,1 @@
+"""Outbox dispatch: claim loop, leases and the pure retry policy."""

@@ -1,0 +1,319 @@
+"""The claim loop: lease due messages, send each once, record the outcome, reconcile the unknown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import insert
+from sqlalchemy.engine import RowMapping
+
+from smsrelay.dispatch.retry import RetryPolicy
+from smsrelay.domain.ids import new_id
+from smsrelay.domain.status import Status
+from smsrelay.logs import get_logger
+from smsrelay.providers.base import Outcome, Provider, ProviderError, SendRequest, SendResult
+from smsrelay.services.delivery import (
+    apply_parked_updates,
+    error_columns,
+    result_event_data,
+)
+from smsrelay.store.claims import claim_due, claim_expired
+from smsrelay.store.database import Database
+from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.tables import message_events
+
+log = get_logger("smsrelay.dispatch")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    batch_size: int = 50
+    concurrency: int = 32
+    lease_seconds: float = 60.0
+    reconcile_after_seconds: float = 5.0
+    poll_seconds: float = 0.2
+    status_callback_url: str | None = None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-6:]}"
+
+
+class Dispatcher:
+    """Claims due messages and sends them through their provider, at most `concurrency` at once."""
+
+    def __init__(
+        self,
+        db: Database,
+        providers: Mapping[str, Provider],
+        *,
+        config: DispatchConfig,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.providers = providers
+        self.config = config
+        self.policy = policy or RetryPolicy()
+        self.clock = clock
+        self.name = name or worker_name()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(config.concurrency)
+
+    def wake(self) -> None:
+        """Ask the loop to look for work now (called after a submit in the same process)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until `stop()`; a failing round is logged and retried, never fatal."""
+        log.info("dispatch.started", worker=self.name, concurrency=self.config.concurrency)
+        while not self._stopping:
+            try:
+                found = await self.run_once()
+            except Exception as exc:  # a database hiccup must not kill the worker
+                log.error("dispatch.round_failed", worker=self.name, error=type(exc).__name__)
+                found = 0
+            if not found:
+                await self._idle()
+        await self.drain()
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait for every send in flight to be recorded."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def run_once(self) -> int:
+        """One round: claim what fits in the free slots and start it; returns how many."""
+        free = self.config.concurrency - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        limit = min(free, self.config.batch_size)
+        now = self.clock()
+        lease = timedelta(seconds=self.config.lease_seconds)
+        async with self.db.transaction() as connection:
+            stale = await claim_expired(connection, self.name, now, lease, limit)
+            fresh = await claim_due(connection, self.name, now, lease, limit - len(stale))
+            await _record_claims(connection, fresh, now, self.name)
+        for row in stale:
+            self._start(self._reconcile(row))
+        for row in fresh:
+            self._start(self._send(row))
+        return len(stale) + len(fresh)
+
+    def _start(self, job: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(job)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def process_all(self, timeout: float = 30.0) -> None:
+        """Run rounds until nothing is due (for tests and one-shot CLI use)."""
+        async with asyncio.timeout(timeout):
+            while await self.run_once():
+                await self.drain()
+            await self.drain()
+
+    async def _send(self, row: RowMapping) -> None:
+        if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
+            await self._finish(row, Status.EXPIRED, "expired", {"reason": "validity period ended"})
+            return
+        provider = self.providers[row["provider"]]
+        request = self._request(row)
+        try:
+            result = await provider.send(request)
+        except Exception as exc:  # an adapter bug: the request may have gone out
+            log.error("dispatch.provider_crashed", outbox_id=row["id"], error=type(exc).__name__)
+            result = SendResult(Outcome.AMBIGUOUS, error=ProviderError(message=type(exc).__name__))
+        await self.record_result(row, result)
+
+    def _request(self, row: RowMapping) -> SendRequest:
+        callback = self.config.status_callback_url
+        if callback:
+            callback = f"{callback}?{urlencode({'outboxId': row['id']})}"
+        validity = None
+        if row["expires_at"] is not None:
+            remaining = (row["expires_at"] - self.clock()).total_seconds()
+            validity = max(1, int(remaining))
+        return SendRequest(
+            to=row["recipient"],
+            body=row["body"],
+            sender=row["sender_id"],
+            status_callback_url=callback,
+            validity_seconds=validity,
+            idempotency_key=row["id"],
+        )
+
+    async def record_result(self, row: RowMapping, result: SendResult) -> None:
+        """Store an attempt's outcome; the status moves only if the message is still ours."""
+        handlers = {
+            Outcome.ACCEPTED: self._accepted,
+            Outcome.RETRYABLE: self._retry_or_fail,
+            Outcome.AMBIGUOUS: self._ambiguous,
+            Outcome.PERMANENT: self._failed,
+            Outcome.OPTED_OUT: self._failed,
+        }
+        await handlers[result.outcome](row, result)
+
+    async def _accepted(self, row: RowMapping, result: SendResult) -> None:
+        now = self.clock()
+        sid = result.provider_message_id
+        async with self.db.transaction() as connection:
+            outbox = OutboxRepository(connection)
+            await outbox.add_event(
+                row["id"], "provider_accepted", now, data=result_event_data(result),
+                from_status=Status.SENDING.value, to_status=Status.SENT.value,
+            )
+            moved = await outbox.update_if_status(
+                row["id"], Status.SENDING, status=Status.SENT.value, provider_message_id=sid,
+                sent_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
+                needs_reconcile=0, **error_columns(None),
+            )
+            if not moved:
+                await _fill_provider_id(outbox, row["id"], sid)
+        if sid:
+            await apply_parked_updates(self.db, sid)
+
+    async def _retry_or_fail(self, row: RowMapping, result: SendResult) -> None:
+        now = self.clock()
+        decision = self.policy.decide(
+            attempt=row["attempt_count"], now=now, expires_at=row["expires_at"],
+            retry_after=result.retry_after_seconds,
+        )
+        if decision.retry_at is None:
+            await self._failed(row, result, reason=decision.give_up_reason)
+            return
+        async with self.db.transaction() as connection:
+            outbox = OutboxRepository(connection)
+            await outbox.add_event(
+                row["id"], "attempt_failed", now, from_status=Status.SENDING.value,
+                to_status=Status.PENDING.value,
+                data={**result_event_data(result), "retryAt": decision.retry_at.isoformat()},
+            )
+            await outbox.update_if_status(
+                row["id"], Status.SENDING, status=Status.PENDING.value,
+                next_attempt_at=decision.retry_at, retry_count=row["retry_count"] + 1,
+                updated_at=now, lease_owner=None, lease_expires_at=None,
+                **error_columns(result.error),
+            )
+
+    async def _ambiguous(self, row: RowMapping, result: SendResult) -> None:
+        """Maybe sent: keep it `sending` and ask the provider later instead of resending."""
+        now = self.clock()
+        check_at = now + timedelta(seconds=self.config.reconcile_after_seconds)
+        async with self.db.transaction() as connection:
+            outbox = OutboxRepository(connection)
+            await outbox.add_event(
+                row["id"], "attempt_ambiguous", now, data=result_event_data(result)
+            )
+            await outbox.update_if_status(
+                row["id"], Status.SENDING, needs_reconcile=1, lease_expires_at=check_at,
+                updated_at=now, **error_columns(result.error),
+            )
+
+    async def _failed(
+        self, row: RowMapping, result: SendResult, reason: str | None = None
+    ) -> None:
+        data = result_event_data(result)
+        if reason:
+            data["reason"] = reason
+        await self._finish(row, Status.FAILED, "attempt_failed", data, result.error)
+        error = result.error
+        log.warning(
+            "notifications.sms.delivery_failed",
+            outboxId=row["id"], tenantId=row["tenant_id"], channel="sms",
+            templateKey=row["template_key"], recipient=row["recipient"],
+            providerErrorCode=error.code if error else None,
+            providerMoreInfo=error.more_info if error else None,
+            providerDetails=error.details if error else None,
+        )
+
+    async def _finish(
+        self,
+        row: RowMapping,
+        status: Status,
+        kind: str,
+        data: dict[str, Any],
+        error: ProviderError | None = None,
+    ) -> None:
+        now = self.clock()
+        async with self.db.transaction() as connection:
+            outbox = OutboxRepository(connection)
+            moved = await outbox.update_if_status(
+                row["id"], Status.SENDING, status=status.value, updated_at=now,
+                lease_owner=None, lease_expires_at=None, needs_reconcile=0,
+                **error_columns(error),
+            )
+            if moved:
+                await outbox.add_event(
+                    row["id"], kind, now, from_status=Status.SENDING.value,
+                    to_status=status.value, data=data,
+                )
+
+    async def _reconcile(self, row: RowMapping) -> None:
+        """A lease ran out or an attempt was ambiguous: ask the provider before anything else."""
+        provider = self.providers[row["provider"]]
+        found = None
+        try:
+            if row["provider_message_id"]:
+                found = await provider.fetch(row["provider_message_id"])
+            elif row["last_attempt_at"] is not None:
+                since = row["last_attempt_at"] - timedelta(minutes=1)
+                found = await provider.find_sent(row["recipient"], row["body"], since)
+        except Exception as exc:  # provider unreachable: keep the lease, try again later
+            log.warning("dispatch.reconcile_failed", outbox_id=row["id"], error=type(exc).__name__)
+            await self._ambiguous(row, SendResult(Outcome.AMBIGUOUS))
+            return
+        if found is not None:
+            accepted = SendResult(Outcome.ACCEPTED, provider_message_id=found.provider_message_id)
+            await self._accepted(row, accepted)
+            return
+        await self._retry_or_fail(row, SendResult(Outcome.RETRYABLE, error=_NOT_FOUND))
+
+
+_NOT_FOUND = ProviderError(message="provider has no record of the attempt; sending again")
+
+
+async def _fill_provider_id(outbox: OutboxRepository, message_id: str, sid: str | None) -> None:
+    row = await outbox.get_row(message_id)
+    if row is not None and sid and not row["provider_message_id"]:
+        await outbox.update(message_id, provider_message_id=sid)
+
+
+async def _record_claims(
+    connection: Any, rows: list[RowMapping], now: datetime, worker: str
+) -> None:
+    if not rows:
+        return
+    events = [
+        {
+            "message_id": row["id"], "created_at": now, "kind": "attempt_started",
+            "from_status": Status.PENDING.value, "to_status": Status.SENDING.value,
+            "data": {"attempt": row["attempt_count"], "worker": worker}, "dedupe_key": None,
+        }
+        for row in rows
+    ]
+    await connection.execute(insert(message_events), events)

@@ -1,0 +1,1 @@
+"""Pure business rules: numbers, segments, pricing, status machine. No I/O."""

@@ -1,0 +1,94 @@
+"""The provider registry: one line per provider, mapping a name to the function that builds it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from smsrelay.config import Settings
+from smsrelay.providers.base import Provider, ProviderConfigError
+from smsrelay.providers.simulator.config import SimulatorConfig
+from smsrelay.providers.simulator.server import SimulatorServer
+from smsrelay.providers.twilio.adapter import TwilioProvider
+
+
+@dataclass
+class ProviderSetup:
+    """A ready provider, the auth tokens its webhooks are signed with, and what to shut down."""
+
+    provider: Provider
+    webhook_auth_tokens: tuple[str, ...]
+    simulator: SimulatorServer | None = None
+    simulator_url: str | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.provider.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+
+
+async def _twilio(settings: Settings) -> ProviderSetup:
+    missing = [
+        name
+        for name, value in (
+            ("TWILIO_ACCOUNT_SID", settings.twilio_account_sid),
+            ("TWILIO_AUTH_TOKEN", settings.twilio_auth_token),
+        )
+        if not value
+    ]
+    if missing:
+        raise ProviderConfigError(f"Twilio needs {' and '.join(missing)}", tuple(missing))
+    assert settings.twilio_account_sid and settings.twilio_auth_token
+    token = settings.twilio_auth_token.get_secret_value()
+    provider = TwilioProvider(
+        account_sid=settings.twilio_account_sid,
+        auth_token=token,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        from_number=settings.twilio_from_phone_number,
+        api_base_url=settings.twilio_api_base_url,
+        timeout_seconds=settings.provider_timeout_seconds,
+    )
+    return ProviderSetup(provider, (token,))
+
+
+async def _simulator(settings: Settings) -> ProviderSetup:
+    """An in-process Twilio-compatible simulator, driven through the real Twilio adapter."""
+    config = SimulatorConfig()
+    server = SimulatorServer(config)
+    url = await server.start("127.0.0.1", settings.simulator_port)
+    provider = TwilioProvider(
+        account_sid=config.account_sid,
+        auth_token=config.auth_token,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+        from_number=settings.twilio_from_phone_number or "+15005550006",
+        api_base_url=url,
+        timeout_seconds=settings.provider_timeout_seconds,
+    )
+    provider.name = "simulator"
+    return ProviderSetup(provider, (config.auth_token,), simulator=server, simulator_url=url)
+
+
+async def _msg91(settings: Settings) -> ProviderSetup:
+    raise ProviderConfigError(
+        "the MSG91 provider is not available yet; use SMSRELAY_PROVIDER=twilio or simulator",
+        ("SMSRELAY_PROVIDER",),
+    )
+
+
+PROVIDERS: dict[str, Callable[[Settings], Awaitable[ProviderSetup]]] = {
+    "twilio": _twilio,
+    "simulator": _simulator,
+    "msg91": _msg91,
+}
+
+
+async def build_provider(name: str, settings: Settings) -> ProviderSetup:
+    """Build the named provider from settings, or raise `ProviderConfigError`."""
+    factory = PROVIDERS.get(name)
+    if factory is None:
+        raise ProviderConfigError(f"unknown provider {name!r}", ("SMSRELAY_PROVIDER",))
+    return await factory(settings)

@@ -1,0 +1,1 @@
+"""Use cases: each takes its ports (repositories, providers, clock) as arguments."""

@@ -1,0 +1,59 @@
+"""Reading the outbox: one entry with its history, or a filtered page with a cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from smsrelay.domain.messages import OutboxEntry
+from smsrelay.services.errors import InvalidRequest, NotFound
+from smsrelay.store.database import Database
+from smsrelay.store.outbox import OutboxFilter, OutboxRepository, to_entry
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[OutboxEntry]
+    next_cursor: str | None
+
+
+async def get_entry(db: Database, tenant_id: str, outbox_id: str) -> OutboxEntry:
+    """One entry of this tenant with its events; another tenant's id is simply not found."""
+    async with db.transaction() as connection:
+        outbox = OutboxRepository(connection)
+        row = await outbox.get_row(outbox_id, tenant_id)
+        if row is None:
+            raise NotFound(f"no outbox entry {outbox_id!r}")
+        return to_entry(row, await outbox.events(outbox_id))
+
+
+async def list_entries(db: Database, query: OutboxFilter, cursor: str | None) -> Page:
+    """Newest first; `cursor` continues a previous page."""
+    if not 1 <= query.limit <= MAX_PAGE:
+        raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE}")
+    if cursor:
+        query = replace(query, before=decode_cursor(cursor))
+    fetch = replace(query, limit=query.limit + 1)
+    async with db.transaction() as connection:
+        rows = await OutboxRepository(connection).list(fetch)
+    items = [to_entry(row) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return Page(items, encode_cursor(items[-1]) if more and items else None)
+
+
+def encode_cursor(entry: OutboxEntry) -> str:
+    raw = f"{entry.created_at.isoformat()}|{entry.outbox_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, outbox_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        return datetime.fromisoformat(created), outbox_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("cursor", "is not a cursor this API returned") from None

@@ -1,0 +1,69 @@
+"""Leased claims on outbox rows: `FOR UPDATE SKIP LOCKED` on PostgreSQL, one writer on SQLite."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smsrelay.domain.status import Status
+from smsrelay.store.tables import messages
+
+
+async def claim_due(
+    connection: AsyncConnection, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[RowMapping]:
+    """Move up to `limit` due pending messages to `sending`, leased to `worker`."""
+    due = (
+        select(messages.c.id)
+        .where(messages.c.status == Status.PENDING.value, messages.c.next_attempt_at <= now)
+        .order_by(messages.c.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await connection.execute(due)).scalars())
+    if not ids:
+        return []
+    claimed = (
+        update(messages)
+        .where(messages.c.id.in_(ids), messages.c.status == Status.PENDING.value)
+        .values(
+            status=Status.SENDING.value,
+            lease_owner=worker,
+            lease_expires_at=now + lease,
+            last_attempt_at=now,
+            attempt_count=messages.c.attempt_count + 1,
+            updated_at=now,
+        )
+        .returning(*messages.c)
+    )
+    return list((await connection.execute(claimed)).mappings().all())
+
+
+async def claim_expired(
+    connection: AsyncConnection, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[RowMapping]:
+    """Take over `sending` messages whose lease ran out: their last attempt's fate is unknown."""
+    expired = (
+        select(messages.c.id)
+        .where(messages.c.status == Status.SENDING.value, messages.c.lease_expires_at <= now)
+        .order_by(messages.c.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await connection.execute(expired)).scalars())
+    if not ids:
+        return []
+    taken = (
+        update(messages)
+        .where(
+            messages.c.id.in_(ids),
+            messages.c.status == Status.SENDING.value,
+            messages.c.lease_expires_at <= now,
+        )
+        .values(lease_owner=worker, lease_expires_at=now + lease, updated_at=now)
+        .returning(*messages.c)
+    )
+    return list((await connection.execute(taken)).mappings().all())

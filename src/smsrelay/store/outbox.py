@@ -1,0 +1,209 @@
+"""Outbox repository: messages, their tags and their append-only event history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smsrelay.domain.messages import ErrorDetails, MessageEvent, OutboxEntry
+from smsrelay.domain.status import Status
+from smsrelay.store.tables import message_events, message_tags, messages
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxFilter:
+    tenant_id: str
+    status: str | None = None
+    tag: str | None = None
+    recipient: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    before: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+class OutboxRepository:
+    """Reads and writes outbox rows inside the caller's transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def add(self, row: Mapping[str, Any]) -> None:
+        await self.connection.execute(insert(messages).values(**row))
+        tags = [{"message_id": row["id"], "tag": t, "tenant_id": row["tenant_id"]} for t in row["tags"]]
+        if tags:
+            await self.connection.execute(insert(message_tags), tags)
+
+    async def get_row(self, message_id: str, tenant_id: str | None = None) -> RowMapping | None:
+        query = select(messages).where(messages.c.id == message_id)
+        if tenant_id is not None:
+            query = query.where(messages.c.tenant_id == tenant_id)
+        return (await self.connection.execute(query)).mappings().first()
+
+    async def get_by_provider_id(self, provider_message_id: str) -> RowMapping | None:
+        query = select(messages).where(messages.c.provider_message_id == provider_message_id)
+        return (await self.connection.execute(query)).mappings().first()
+
+    async def update(self, message_id: str, **values: Any) -> None:
+        await self.connection.execute(
+            update(messages).where(messages.c.id == message_id).values(**values)
+        )
+
+    async def update_if_status(self, message_id: str, expected: Status, **values: Any) -> bool:
+        """Compare-and-set on status: True when the row was still in `expected`."""
+        result = await self.connection.execute(
+            update(messages)
+            .where(messages.c.id == message_id, messages.c.status == expected.value)
+            .values(**values)
+        )
+        return bool(result.rowcount)
+
+    async def list(self, query: OutboxFilter) -> list[RowMapping]:
+        statement = select(messages).where(*_conditions(query))
+        statement = statement.order_by(messages.c.created_at.desc(), messages.c.id.desc())
+        result = await self.connection.execute(statement.limit(query.limit))
+        return list(result.mappings().all())
+
+    async def add_event(
+        self,
+        message_id: str,
+        kind: str,
+        at: datetime,
+        *,
+        from_status: str | None = None,
+        to_status: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        dedupe_key: str | None = None,
+    ) -> bool:
+        """Append an event; False (and nothing written) when `dedupe_key` was seen before."""
+        values = {
+            "message_id": message_id,
+            "kind": kind,
+            "created_at": at,
+            "from_status": from_status,
+            "to_status": to_status,
+            "data": dict(data or {}),
+            "dedupe_key": dedupe_key,
+        }
+        if dedupe_key is None:
+            await self.connection.execute(insert(message_events).values(**values))
+            return True
+        return await self._insert_once(values)
+
+    async def _insert_once(self, values: dict[str, Any]) -> bool:
+        exists = await self.connection.scalar(
+            select(func.count())
+            .select_from(message_events)
+            .where(
+                message_events.c.message_id == values["message_id"],
+                message_events.c.dedupe_key == values["dedupe_key"],
+            )
+        )
+        if exists:
+            return False
+        try:
+            async with self.connection.begin_nested():
+                await self.connection.execute(insert(message_events).values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    async def events(self, message_id: str) -> list[MessageEvent]:
+        result = await self.connection.execute(
+            select(message_events)
+            .where(message_events.c.message_id == message_id)
+            .order_by(message_events.c.id)
+        )
+        return [_event(row) for row in result.mappings()]
+
+    async def count_by_status(self) -> dict[str, int]:
+        result = await self.connection.execute(
+            select(messages.c.status, func.count()).group_by(messages.c.status)
+        )
+        return {status: count for status, count in result.tuples()}
+
+
+def _conditions(query: OutboxFilter) -> list[Any]:
+    conditions: list[Any] = [messages.c.tenant_id == query.tenant_id]
+    if query.status:
+        conditions.append(messages.c.status == query.status)
+    if query.recipient:
+        conditions.append(messages.c.recipient == query.recipient)
+    if query.created_from:
+        conditions.append(messages.c.created_at >= query.created_from)
+    if query.created_to:
+        conditions.append(messages.c.created_at < query.created_to)
+    if query.tag:
+        tagged = select(message_tags.c.message_id).where(
+            message_tags.c.tenant_id == query.tenant_id, message_tags.c.tag == query.tag
+        )
+        conditions.append(messages.c.id.in_(tagged))
+    if query.before:
+        created, message_id = query.before
+        conditions.append(
+            or_(
+                messages.c.created_at < created,
+                and_(messages.c.created_at == created, messages.c.id < message_id),
+            )
+        )
+    return conditions
+
+
+def _event(row: RowMapping) -> MessageEvent:
+    return MessageEvent(
+        kind=row["kind"],
+        created_at=row["created_at"],
+        from_status=row["from_status"],
+        to_status=row["to_status"],
+        data=row["data"] or {},
+    )
+
+
+def to_entry(row: RowMapping, events: Sequence[MessageEvent] = ()) -> OutboxEntry:
+    """Turn a stored row into the domain's outbox entry."""
+    return OutboxEntry(
+        outbox_id=row["id"],
+        tenant_id=row["tenant_id"],
+        user_id=row["user_id"],
+        recipient=row["recipient"],
+        message=row["body"],
+        sender_id=row["sender_id"],
+        provider=row["provider"],
+        provider_message_id=row["provider_message_id"],
+        category=row["category"],
+        encoding=row["encoding"],
+        segments=row["segments"],
+        cost_per_unit=row["cost_per_unit"],
+        total_cost=row["total_cost"],
+        currency=row["currency"],
+        status=Status(row["status"]),
+        created_at=row["created_at"],
+        sent_at=row["sent_at"],
+        last_attempt_at=row["last_attempt_at"],
+        delivered_at=row["delivered_at"],
+        scheduled_at=row["scheduled_at"],
+        retry_count=row["retry_count"],
+        error=_error(row),
+        tags=list(row["tags"] or []),
+        custom_data=dict(row["custom_data"] or {}),
+        template_key=row["template_key"],
+        events=list(events),
+    )
+
+
+def _error(row: RowMapping) -> ErrorDetails | None:
+    if row["error_message"] is None and row["error_code"] is None:
+        return None
+    return ErrorDetails(
+        message=row["error_message"] or "",
+        code=row["error_code"],
+        more_info=row["error_more_info"],
+        details=row["error_details"],
+    )

@@ -1,0 +1,174 @@
+"""SQLAlchemy table definitions: the single source of the schema that migrations create."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; smsrelay stores UTC-aware times only")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(40)
+TS = UTCDateTime()
+# Integer for SQLite's rowid alias, BigInteger on PostgreSQL.
+SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("key_hash", String(128), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("user_id", ID),
+    Column("recipient", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("sender_id", String(64)),
+    Column("provider", String(32), nullable=False),
+    Column("provider_message_id", String(64)),
+    Column("category", String(16), nullable=False),
+    Column("encoding", String(8), nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("cost_per_unit", String(24), nullable=False),
+    Column("total_cost", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("sent_at", TS),
+    Column("last_attempt_at", TS),
+    Column("delivered_at", TS),
+    Column("scheduled_at", TS),
+    Column("expires_at", TS),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", TS),
+    Column("needs_reconcile", Integer, nullable=False, default=0),
+    Column("attempt_count", Integer, nullable=False, default=0),
+    Column("retry_count", Integer, nullable=False, default=0),
+    Column("error_code", String(32)),
+    Column("error_message", Text),
+    Column("error_more_info", String(500)),
+    Column("error_details", JSON),
+    Column("tags", JSON, nullable=False),
+    Column("custom_data", JSON, nullable=False),
+    Column("template_key", String(200)),
+    Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
+    Index("ix_messages_dispatch", "status", "next_attempt_at"),
+    Index("ix_messages_lease", "status", "lease_expires_at"),
+    Index("ix_messages_provider_message_id", "provider_message_id"),
+    Index("ix_messages_tenant_recipient", "tenant_id", "recipient"),
+)
+
+message_tags = Table(
+    "message_tags",
+    metadata,
+    Column("message_id", ID, ForeignKey("messages.id"), primary_key=True),
+    Column("tag", String(100), primary_key=True),
+    Column("tenant_id", ID, nullable=False),
+    Index("ix_message_tags_tenant_tag", "tenant_id", "tag"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("message_id", ID, ForeignKey("messages.id"), nullable=False, index=True),
+    Column("created_at", TS, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16)),
+    Column("dedupe_key", String(200)),
+    Column("data", JSON, nullable=False),
+    UniqueConstraint("message_id", "dedupe_key"),
+)
+
+unmatched_callbacks = Table(
+    "unmatched_callbacks",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("provider_message_id", String(64), nullable=False, index=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("received_at", TS, nullable=False),
+    Column("payload", JSON, nullable=False),
+)
+
+notification_logs = Table(
+    "notification_logs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID),
+    Column("log_key", String(100), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("provider_message_id", String(64)),
+    Column("error_code", String(32)),
+    Column("error_message", Text),
+    Column("template_key", String(200)),
+    Column("created_at", TS, nullable=False),
+)

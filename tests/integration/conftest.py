@@ -1,0 +1,89 @@
+"""A real smsrelay app on a loopback port with the in-process simulator and dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from smsrelay.api.app import create_app
+from smsrelay.bootstrap import Container, bootstrap
+from smsrelay.config import load_settings
+from smsrelay.providers.simulator.server import SimulatorServer
+from smsrelay.services.tenants import create_tenant
+from smsrelay.store.database import Database
+
+
+@dataclass
+class LiveApp:
+    url: str
+    container: Container
+    client: httpx.AsyncClient
+    api_key: str
+    tenant_id: str
+
+    @property
+    def simulator(self) -> SimulatorServer:
+        assert self.container.setup is not None and self.container.setup.simulator is not None
+        return self.container.setup.simulator
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.api_key}"}
+
+    async def send(self, **body: Any) -> httpx.Response:
+        return await self.client.post("/api/sms/send", json=body, headers=self.auth())
+
+    async def wait_for_status(self, outbox_id: str, *statuses: str, timeout: float = 10.0
+                              ) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                response = await self.client.get(f"/api/sms/outbox/{outbox_id}",
+                                                 headers=self.auth())
+                entry: dict[str, Any] = response.json()
+                if entry["status"] in statuses:
+                    return entry
+                await asyncio.sleep(0.05)
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture
+async def start_app(database_url: str, db: Database
+                    ) -> AsyncIterator[Callable[..., Awaitable[LiveApp]]]:
+    """Start the app (settings overridable) on a free port; stopped after the test."""
+    started: list[tuple[uvicorn.Server, asyncio.Task[None], httpx.AsyncClient]] = []
+
+    async def start(**overrides: Any) -> LiveApp:
+        sock = free_socket()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        settings = load_settings(database_url=database_url, public_url=url,
+                                 dispatch_poll_seconds=0.05, **overrides)
+        container = bootstrap(settings)
+        server = uvicorn.Server(uvicorn.Config(create_app(container), log_level="warning",
+                                               lifespan="on"))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        client = httpx.AsyncClient(base_url=url, timeout=10)
+        started.append((server, task, client))
+        tenant = await create_tenant(container.db, "acme")
+        return LiveApp(url, container, client, tenant.api_key, tenant.tenant_id)
+
+    yield start
+    for server, task, client in started:
+        await client.aclose()
+        server.should_exit = True
+        await task
