@@ -8,11 +8,12 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import pytest
 import asyncpg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from smsrelay.logs import configure_logging
 from smsrelay.store.database import Database
 from smsrelay.store.tables import metadata
 
@@ -34,6 +35,12 @@ def _admin(statement: str) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _masked_json_logs() -> None:
+    """Log as production does, so tests see (and check) the masked output."""
+    configure_logging(level="INFO", json=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -17,8 +17,9 @@ from smsrelay.config import Settings, SettingsError, load_settings
 from smsrelay.logs import configure_logging
 from smsrelay.providers.base import ProviderConfigError
 
-app = typer.Typer(help="smsrelay: a self-hosted SMS service.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="smsrelay: a self-hosted SMS service.", no_args_is_help=True, add_completion=False
+)
 tenants_app = typer.Typer(help="Manage tenants and their API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 
@@ -33,7 +34,7 @@ def _settings(**overrides: Any) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _run(main: Callable[[], Awaitable[T]]) -> T:
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return asyncio.run(main())
     except ProviderConfigError as exc:
@@ -45,8 +46,9 @@ def _run(main: Callable[[], Awaitable[T]]) -> T:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    no_dispatcher: Annotated[bool, typer.Option("--no-dispatcher",
-                                                help="Do not send from this process.")] = False,
+    no_dispatcher: Annotated[
+        bool, typer.Option("--no-dispatcher", help="Do not send from this process.")
+    ] = False,
 ) -> None:
     """Run the API, the dashboard and (unless --no-dispatcher) an in-process dispatcher."""
     from smsrelay.api.app import create_app
@@ -149,8 +151,12 @@ def tenants_create(name: Annotated[str, typer.Argument(help="The tenant's name."
             created = await create_tenant(db, name)
         finally:
             await db.dispose()
-        return {"tenantId": created.tenant_id, "name": created.name, "apiKey": created.api_key,
-                "keyId": created.key_id}
+        return {
+            "tenantId": created.tenant_id,
+            "name": created.name,
+            "apiKey": created.api_key,
+            "keyId": created.key_id,
+        }
 
     if not name.strip():
         typer.secho("error: NAME must not be empty", fg="red", err=True)
@@ -173,8 +179,10 @@ def tenants_list() -> None:
                 rows = await TenantRepository(connection).list_tenants()
         finally:
             await db.dispose()
-        return [{"tenantId": r["id"], "name": r["name"],
-                 "createdAt": r["created_at"].isoformat()} for r in rows]
+        return [
+            {"tenantId": r["id"], "name": r["name"], "createdAt": r["created_at"].isoformat()}
+            for r in rows
+        ]
 
     for row in _run(main):
         typer.echo(json.dumps(row))
@@ -185,4 +193,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import limits
-
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +40,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0)
     provider_timeout_seconds: float = Field(default=10.0, gt=0)
     simulator_port: int = Field(default=0, ge=0, le=65535)
+    simulator_step_delay: float = Field(default=0.05, ge=0)
     test_sms_limit: str = "3/5minute"
     reconcile_after_seconds: float = Field(default=5.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
@@ -51,9 +51,7 @@ class Settings(BaseSettings):
         default=None, alias="TWILIO_MESSAGING_SERVICE_SID"
     )
     twilio_from_phone_number: str | None = Field(default=None, alias="TWILIO_FROM_PHONE_NUMBER")
-    twilio_status_callback_url: str | None = Field(
-        default=None, alias="TWILIO_STATUS_CALLBACK_URL"
-    )
+    twilio_status_callback_url: str | None = Field(default=None, alias="TWILIO_STATUS_CALLBACK_URL")
     twilio_api_base_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE_URL")
 
     smtp_url: str | None = Field(default=None, alias="SMTP_URL")
@@ -83,7 +81,7 @@ class Settings(BaseSettings):
 
     @property
     def effective_provider(self) -> str:
-        """The provider to use: explicit, else Twilio when its credentials are set, else simulator."""
+        """Explicit provider, else Twilio when its credentials are set, else the simulator."""
         if self.provider:
             return self.provider
         has_twilio = self.twilio_account_sid and self.twilio_auth_token

@@ -12,8 +12,18 @@ import structlog
 
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _SECRET_KEYS = frozenset(
-    {"auth_token", "authtoken", "api_key", "apikey", "password", "secret", "token", "body",
-     "message", "authorization"}
+    {
+        "auth_token",
+        "authtoken",
+        "api_key",
+        "apikey",
+        "password",
+        "secret",
+        "token",
+        "body",
+        "message",
+        "authorization",
+    }
 )
 _PHONE_KEYS = frozenset({"recipient", "to", "from", "phone", "from_", "recipientphonenumber"})
 
@@ -54,9 +64,7 @@ def mask_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     """Send structlog and stdlib logs to stderr as JSON lines, masked."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

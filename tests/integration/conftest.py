@@ -39,12 +39,14 @@ class LiveApp:
     async def send(self, **body: Any) -> httpx.Response:
         return await self.client.post("/api/sms/send", json=body, headers=self.auth())
 
-    async def wait_for_status(self, outbox_id: str, *statuses: str, timeout: float = 10.0
-                              ) -> dict[str, Any]:
-        async with asyncio.timeout(timeout):
+    async def wait_for_status(
+        self, outbox_id: str, *statuses: str, within: float = 10.0
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(within):
             while True:
-                response = await self.client.get(f"/api/sms/outbox/{outbox_id}",
-                                                 headers=self.auth())
+                response = await self.client.get(
+                    f"/api/sms/outbox/{outbox_id}", headers=self.auth()
+                )
                 entry: dict[str, Any] = response.json()
                 if entry["status"] in statuses:
                     return entry
@@ -59,19 +61,22 @@ def free_socket() -> socket.socket:
 
 
 @pytest.fixture
-async def start_app(database_url: str, db: Database
-                    ) -> AsyncIterator[Callable[..., Awaitable[LiveApp]]]:
+async def start_app(
+    database_url: str, db: Database
+) -> AsyncIterator[Callable[..., Awaitable[LiveApp]]]:
     """Start the app (settings overridable) on a free port; stopped after the test."""
     started: list[tuple[uvicorn.Server, asyncio.Task[None], httpx.AsyncClient]] = []
 
     async def start(**overrides: Any) -> LiveApp:
         sock = free_socket()
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        settings = load_settings(database_url=database_url, public_url=url,
-                                 dispatch_poll_seconds=0.05, **overrides)
+        settings = load_settings(
+            database_url=database_url, public_url=url, dispatch_poll_seconds=0.05, **overrides
+        )
         container = bootstrap(settings)
-        server = uvicorn.Server(uvicorn.Config(create_app(container), log_level="warning",
-                                               lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(container), log_level="warning", lifespan="on")
+        )
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
@@ -87,3 +92,35 @@ async def start_app(database_url: str, db: Database
         await client.aclose()
         server.should_exit = True
         await task
+
+
+@dataclass
+class Api:
+    """The app in-process (no network, no dispatcher) with one tenant's key."""
+
+    client: httpx.AsyncClient
+    container: Container
+    api_key: str
+    tenant_id: str
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.api_key}"}
+
+    async def send(self, **body: Any) -> httpx.Response:
+        return await self.client.post("/api/sms/send", json=body, headers=self.auth())
+
+
+@pytest.fixture
+async def api(database_url: str, db: Database) -> AsyncIterator[Api]:
+    settings = load_settings(database_url=database_url, public_url="http://testserver")
+    container = bootstrap(settings)
+    await container.start(dispatch=False)
+    app = create_app(container, manage=False)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5555))
+    client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    tenant = await create_tenant(container.db, "acme")
+    try:
+        yield Api(client, container, tenant.api_key, tenant.tenant_id)
+    finally:
+        await client.aclose()
+        await container.stop()

@@ -130,9 +130,9 @@ class Dispatcher:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def process_all(self, timeout: float = 30.0) -> None:
+    async def process_all(self, within: float = 30.0) -> None:
         """Run rounds until nothing is due (for tests and one-shot CLI use)."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while await self.run_once():
                 await self.drain()
             await self.drain()
@@ -184,13 +184,24 @@ class Dispatcher:
         async with self.db.transaction() as connection:
             outbox = OutboxRepository(connection)
             await outbox.add_event(
-                row["id"], "provider_accepted", now, data=result_event_data(result),
-                from_status=Status.SENDING.value, to_status=Status.SENT.value,
+                row["id"],
+                "provider_accepted",
+                now,
+                data=result_event_data(result),
+                from_status=Status.SENDING.value,
+                to_status=Status.SENT.value,
             )
             moved = await outbox.update_if_status(
-                row["id"], Status.SENDING, status=Status.SENT.value, provider_message_id=sid,
-                sent_at=now, updated_at=now, lease_owner=None, lease_expires_at=None,
-                needs_reconcile=0, **error_columns(None),
+                row["id"],
+                Status.SENDING,
+                status=Status.SENT.value,
+                provider_message_id=sid,
+                sent_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                needs_reconcile=0,
+                **error_columns(None),
             )
             if not moved:
                 await _fill_provider_id(outbox, row["id"], sid)
@@ -200,7 +211,9 @@ class Dispatcher:
     async def _retry_or_fail(self, row: RowMapping, result: SendResult) -> None:
         now = self.clock()
         decision = self.policy.decide(
-            attempt=row["attempt_count"], now=now, expires_at=row["expires_at"],
+            attempt=row["attempt_count"],
+            now=now,
+            expires_at=row["expires_at"],
             retry_after=result.retry_after_seconds,
         )
         if decision.retry_at is None:
@@ -209,14 +222,22 @@ class Dispatcher:
         async with self.db.transaction() as connection:
             outbox = OutboxRepository(connection)
             await outbox.add_event(
-                row["id"], "attempt_failed", now, from_status=Status.SENDING.value,
+                row["id"],
+                "attempt_failed",
+                now,
+                from_status=Status.SENDING.value,
                 to_status=Status.PENDING.value,
                 data={**result_event_data(result), "retryAt": decision.retry_at.isoformat()},
             )
             await outbox.update_if_status(
-                row["id"], Status.SENDING, status=Status.PENDING.value,
-                next_attempt_at=decision.retry_at, retry_count=row["retry_count"] + 1,
-                updated_at=now, lease_owner=None, lease_expires_at=None,
+                row["id"],
+                Status.SENDING,
+                status=Status.PENDING.value,
+                next_attempt_at=decision.retry_at,
+                retry_count=row["retry_count"] + 1,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
                 **error_columns(result.error),
             )
 
@@ -230,13 +251,15 @@ class Dispatcher:
                 row["id"], "attempt_ambiguous", now, data=result_event_data(result)
             )
             await outbox.update_if_status(
-                row["id"], Status.SENDING, needs_reconcile=1, lease_expires_at=check_at,
-                updated_at=now, **error_columns(result.error),
+                row["id"],
+                Status.SENDING,
+                needs_reconcile=1,
+                lease_expires_at=check_at,
+                updated_at=now,
+                **error_columns(result.error),
             )
 
-    async def _failed(
-        self, row: RowMapping, result: SendResult, reason: str | None = None
-    ) -> None:
+    async def _failed(self, row: RowMapping, result: SendResult, reason: str | None = None) -> None:
         data = result_event_data(result)
         if reason:
             data["reason"] = reason
@@ -244,8 +267,11 @@ class Dispatcher:
         error = result.error
         log.warning(
             "notifications.sms.delivery_failed",
-            outboxId=row["id"], tenantId=row["tenant_id"], channel="sms",
-            templateKey=row["template_key"], recipient=row["recipient"],
+            outboxId=row["id"],
+            tenantId=row["tenant_id"],
+            channel="sms",
+            templateKey=row["template_key"],
+            recipient=row["recipient"],
             providerErrorCode=error.code if error else None,
             providerMoreInfo=error.more_info if error else None,
             providerDetails=error.details if error else None,
@@ -263,14 +289,23 @@ class Dispatcher:
         async with self.db.transaction() as connection:
             outbox = OutboxRepository(connection)
             moved = await outbox.update_if_status(
-                row["id"], Status.SENDING, status=status.value, updated_at=now,
-                lease_owner=None, lease_expires_at=None, needs_reconcile=0,
+                row["id"],
+                Status.SENDING,
+                status=status.value,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                needs_reconcile=0,
                 **error_columns(error),
             )
             if moved:
                 await outbox.add_event(
-                    row["id"], kind, now, from_status=Status.SENDING.value,
-                    to_status=status.value, data=data,
+                    row["id"],
+                    kind,
+                    now,
+                    from_status=Status.SENDING.value,
+                    to_status=status.value,
+                    data=data,
                 )
 
     async def _reconcile(self, row: RowMapping) -> None:
@@ -310,9 +345,13 @@ async def _record_claims(
         return
     events = [
         {
-            "message_id": row["id"], "created_at": now, "kind": "attempt_started",
-            "from_status": Status.PENDING.value, "to_status": Status.SENDING.value,
-            "data": {"attempt": row["attempt_count"], "worker": worker}, "dedupe_key": None,
+            "message_id": row["id"],
+            "created_at": now,
+            "kind": "attempt_started",
+            "from_status": Status.PENDING.value,
+            "to_status": Status.SENDING.value,
+            "data": {"attempt": row["attempt_count"], "worker": worker},
+            "dedupe_key": None,
         }
         for row in rows
     ]

@@ -54,7 +54,7 @@ def normalize(raw: str, default_region: str | None = None) -> PhoneNumber:
         raise InvalidPhoneNumber(f"'{_shown(text)}' {_REASONS.get(kind, 'cannot receive SMS')}")
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     region = phonenumbers.region_code_for_number(parsed)
-    return PhoneNumber(e164=e164, region=region, country_code=parsed.country_code)
+    return PhoneNumber(e164=e164, region=region, country_code=int(parsed.country_code or 0))
 
 
 def _parse(text: str, default_region: str | None) -> phonenumbers.PhoneNumber:

@@ -57,7 +57,7 @@ async def _twilio(settings: Settings) -> ProviderSetup:
 
 async def _simulator(settings: Settings) -> ProviderSetup:
     """An in-process Twilio-compatible simulator, driven through the real Twilio adapter."""
-    config = SimulatorConfig()
+    config = SimulatorConfig(step_delay=settings.simulator_step_delay)
     server = SimulatorServer(config)
     url = await server.start("127.0.0.1", settings.simulator_port)
     provider = TwilioProvider(

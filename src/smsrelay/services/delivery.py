@@ -34,8 +34,12 @@ class StatusUpdate:
 def error_columns(error: ProviderError | None) -> dict[str, Any]:
     """The outbox's error columns for `error` (all None when there is none)."""
     if error is None:
-        return {"error_code": None, "error_message": None, "error_more_info": None,
-                "error_details": None}
+        return {
+            "error_code": None,
+            "error_message": None,
+            "error_more_info": None,
+            "error_details": None,
+        }
     return {
         "error_code": None if error.code is None else str(error.code),
         "error_message": error.message,
@@ -134,12 +138,16 @@ async def apply_parked_updates(db: Database, provider_message_id: str) -> int:
     """Apply callbacks that arrived before the provider id was recorded; returns how many."""
     async with db.transaction() as connection:
         rows = (
-            await connection.execute(
-                select(unmatched_callbacks)
-                .where(unmatched_callbacks.c.provider_message_id == provider_message_id)
-                .order_by(unmatched_callbacks.c.id)
+            (
+                await connection.execute(
+                    select(unmatched_callbacks)
+                    .where(unmatched_callbacks.c.provider_message_id == provider_message_id)
+                    .order_by(unmatched_callbacks.c.id)
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
         await connection.execute(
             delete(unmatched_callbacks).where(
                 unmatched_callbacks.c.provider_message_id == provider_message_id

@@ -7,6 +7,7 @@ import binascii
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from smsrelay.domain import phones
 from smsrelay.domain.messages import OutboxEntry
 from smsrelay.services.errors import InvalidRequest, NotFound
 from smsrelay.store.database import Database
@@ -35,14 +36,30 @@ async def list_entries(db: Database, query: OutboxFilter, cursor: str | None) ->
     """Newest first; `cursor` continues a previous page."""
     if not 1 <= query.limit <= MAX_PAGE:
         raise InvalidRequest("limit", f"must be between 1 and {MAX_PAGE}")
+    _require_offsets(query)
+    if query.recipient:
+        query = replace(query, recipient=_recipient(query.recipient))
     if cursor:
         query = replace(query, before=decode_cursor(cursor))
     fetch = replace(query, limit=query.limit + 1)
     async with db.transaction() as connection:
-        rows = await OutboxRepository(connection).list(fetch)
+        rows = await OutboxRepository(connection).page(fetch)
     items = [to_entry(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit
     return Page(items, encode_cursor(items[-1]) if more and items else None)
+
+
+def _require_offsets(query: OutboxFilter) -> None:
+    for name, value in (("createdFrom", query.created_from), ("createdTo", query.created_to)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidRequest(name, "needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
+
+
+def _recipient(raw: str) -> str:
+    try:
+        return phones.normalize(raw).e164
+    except phones.InvalidPhoneNumber as exc:
+        raise InvalidRequest("recipient", str(exc)) from None
 
 
 def encode_cursor(entry: OutboxEntry) -> str:

@@ -52,8 +52,13 @@ async def send_test_sms(
     number = _validate(to, message, default_region)
     result = await provider.send(SendRequest(to=number, body=message))
     log_id = new_id("log")
-    context = {"logId": log_id, "tenantId": tenant_id, "templateKey": LOG_KEY,
-               "channel": CHANNEL, "recipient": number}
+    context = {
+        "logId": log_id,
+        "tenantId": tenant_id,
+        "templateKey": LOG_KEY,
+        "channel": CHANNEL,
+        "recipient": number,
+    }
     await _persist(db, _log_row(log_id, tenant_id, number, provider.name, result), context)
     if not result.accepted or result.provider_message_id is None:
         _raise_failure(result, context)

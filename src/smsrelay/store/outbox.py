@@ -37,7 +37,9 @@ class OutboxRepository:
 
     async def add(self, row: Mapping[str, Any]) -> None:
         await self.connection.execute(insert(messages).values(**row))
-        tags = [{"message_id": row["id"], "tag": t, "tenant_id": row["tenant_id"]} for t in row["tags"]]
+        tags = [
+            {"message_id": row["id"], "tag": t, "tenant_id": row["tenant_id"]} for t in row["tags"]
+        ]
         if tags:
             await self.connection.execute(insert(message_tags), tags)
 
@@ -65,7 +67,7 @@ class OutboxRepository:
         )
         return bool(result.rowcount)
 
-    async def list(self, query: OutboxFilter) -> list[RowMapping]:
+    async def page(self, query: OutboxFilter) -> list[RowMapping]:
         statement = select(messages).where(*_conditions(query))
         statement = statement.order_by(messages.c.created_at.desc(), messages.c.id.desc())
         result = await self.connection.execute(statement.limit(query.limit))
@@ -127,7 +129,7 @@ class OutboxRepository:
         result = await self.connection.execute(
             select(messages.c.status, func.count()).group_by(messages.c.status)
         )
-        return {status: count for status, count in result.tuples()}
+        return {row[0]: row[1] for row in result}
 
 
 def _conditions(query: OutboxFilter) -> list[Any]:

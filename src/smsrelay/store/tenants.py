@@ -25,7 +25,11 @@ class TenantRepository:
     ) -> None:
         await self.connection.execute(
             insert(api_keys).values(
-                id=key_id, tenant_id=tenant_id, prefix=prefix, key_hash=key_hash, name=name,
+                id=key_id,
+                tenant_id=tenant_id,
+                prefix=prefix,
+                key_hash=key_hash,
+                name=name,
                 created_at=now,
             )
         )

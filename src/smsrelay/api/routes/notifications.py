@@ -20,8 +20,9 @@ router = APIRouter(prefix="/api/notifications", tags=["notifications"])
     dependencies=[JsonBody],
     responses={code: {"model": ErrorOut} for code in (400, 404, 415, 422, 429, 502)},
 )
-async def send_test(body: TestSmsRequest, request: Request, container: ContainerDep
-                    ) -> TestSmsResponse:
+async def send_test(
+    body: TestSmsRequest, request: Request, container: ContainerDep
+) -> TestSmsResponse:
     """Send one SMS now (development only; 3 per 5 minutes per IP)."""
     if not container.settings.is_development:
         raise NotFound("not found")
@@ -29,11 +30,19 @@ async def send_test(body: TestSmsRequest, request: Request, container: Container
     await container.test_sms_limiter.check(LOG_KEY, client_ip(request))
     tenant_id = await _optional_tenant(request, container)
     result = await send_test_sms(
-        container.db, container.provider, to=body.to, message=body.message,
-        default_region=container.settings.default_region, tenant_id=tenant_id,
+        container.db,
+        container.provider,
+        to=body.to,
+        message=body.message,
+        default_region=container.settings.default_region,
+        tenant_id=tenant_id,
     )
-    return TestSmsResponse(provider_message_id=result.provider_message_id, to=result.to,
-                           status=result.status, log_id=result.log_id)
+    return TestSmsResponse(
+        provider_message_id=result.provider_message_id,
+        to=result.to,
+        status=result.status,
+        log_id=result.log_id,
+    )
 
 
 async def _optional_tenant(request: Request, container: ContainerDep) -> str | None:

@@ -20,15 +20,27 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/send", status_code=202, response_model=OutboxEntryOut, responses=ERRORS,
-             dependencies=[JsonBody])
-async def send_sms(body: SendSmsRequest, container: ContainerDep, principal: PrincipalDep
-                   ) -> OutboxEntryOut:
+@router.post(
+    "/send",
+    status_code=202,
+    response_model=OutboxEntryOut,
+    responses=ERRORS,
+    dependencies=[JsonBody],
+)
+async def send_sms(
+    body: SendSmsRequest, container: ContainerDep, principal: PrincipalDep
+) -> OutboxEntryOut:
     """Queue one SMS in the outbox; the dispatcher sends it shortly after."""
     new = NewMessage(
-        to=body.to, message=body.message, sender_id=body.sender_id, category=body.category,
-        tags=body.tags, custom_data=body.custom_data, template_key=body.template_key,
-        scheduled_at=body.scheduled_at, validity_seconds=body.validity_seconds,
+        to=body.to,
+        message=body.message,
+        sender_id=body.sender_id,
+        category=body.category,
+        tags=body.tags,
+        custom_data=body.custom_data,
+        template_key=body.template_key,
+        scheduled_at=body.scheduled_at,
+        validity_seconds=body.validity_seconds,
     )
     entry = await submit_message(container.db, container.submit_policy, principal, new)
     if container.dispatcher is not None:
@@ -50,16 +62,22 @@ async def list_outbox(
 ) -> OutboxPageOut:
     """Newest first; pass `nextCursor` back as `cursor` for the next page."""
     query = OutboxFilter(
-        tenant_id=principal.tenant_id, status=status.value if status else None, tag=tag,
-        recipient=recipient, created_from=created_from, created_to=created_to, limit=limit,
+        tenant_id=principal.tenant_id,
+        status=status.value if status else None,
+        tag=tag,
+        recipient=recipient,
+        created_from=created_from,
+        created_to=created_to,
+        limit=limit,
     )
     page = await list_entries(container.db, query, cursor)
     return OutboxPageOut(items=[entry_out(e) for e in page.items], next_cursor=page.next_cursor)
 
 
 @router.get("/outbox/{outbox_id}", response_model=OutboxEntryOut, responses=ERRORS)
-async def get_outbox_entry(outbox_id: str, container: ContainerDep, principal: PrincipalDep
-                           ) -> OutboxEntryOut:
+async def get_outbox_entry(
+    outbox_id: str, container: ContainerDep, principal: PrincipalDep
+) -> OutboxEntryOut:
     """One outbox entry with its event history."""
     entry = await get_entry(container.db, principal.tenant_id, outbox_id)
     return entry_out(entry, with_events=True)

@@ -31,18 +31,25 @@ async def twilio_status(request: Request, container: ContainerDep) -> Response:
     params = {key: str(value) for key, value in form.multi_items()}
     signature = request.headers.get("x-twilio-signature", "")
     url = public_url(request, container.settings.public_url)
-    if not any(is_valid_signature(url, params, signature, token)
-               for token in container.webhook_auth_tokens):
+    if not any(
+        is_valid_signature(url, params, signature, token) for token in container.webhook_auth_tokens
+    ):
         log.warning("webhook.signature_rejected", path=request.url.path)
-        return error_response(403, "invalid_signature",
-                              "X-Twilio-Signature does not match this request")
+        return error_response(
+            403, "invalid_signature", "X-Twilio-Signature does not match this request"
+        )
     update = _status_update(request, params)
     if update is None:
-        return error_response(422, "invalid_request",
-                              "MessageSid and a known outbound MessageStatus are required")
+        return error_response(
+            422, "invalid_request", "MessageSid and a known outbound MessageStatus are required"
+        )
     result = await apply_status_update(container.db, update)
-    log.info("webhook.status_received", outcome=result, status=update.provider_status,
-             outbox_id=update.outbox_id)
+    log.info(
+        "webhook.status_received",
+        outcome=result,
+        status=update.provider_status,
+        outbox_id=update.outbox_id,
+    )
     return Response(status_code=200)
 
 

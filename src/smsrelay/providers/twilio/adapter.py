@@ -1,0 +1,409 @@
+"""The Twilio provider: the official SDK's async client, with every failure classified here."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import re
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import SimpleNamespace
+from typing import Any, TypeVar
+
+import aiohttp
+
+from smsrelay.domain.status import Status
+from smsrelay.providers.base import (
+    Outcome,
+    ProviderConfigError,
+    ProviderError,
+    ProviderMessage,
+    SendRequest,
+    SendResult,
+)
+from smsrelay.providers.twilio.error_codes import classify, more_info_url
+from smsrelay.providers.twilio.statuses import our_status
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+CREDENTIAL_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
+SENDER_SETTINGS = ("TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM_PHONE_NUMBER")
+
+# CreateMessage `ValidityPeriod` accepts 1..36000 seconds (twilio-oai@d50069b4).
+_VALIDITY_RANGE = (1, 36000)
+# The SDK prefixes the body's `message` with its own words ("Unable to create record: ").
+_SDK_MESSAGE_PREFIX = re.compile(r"^Unable to \w+ record:?\s*")
+# How many recent messages to a number find_sent looks through.
+_FIND_SENT_LIMIT = 50
+# Everything an SDK call can raise for a provider-side or network failure: Twilio's own
+# exceptions, aiohttp's (and the OS errors it may let through, incl. TimeoutError from
+# asyncio.timeout), and ValueError for a success body that is not JSON.
+_CALL_FAILURES: tuple[type[BaseException], ...] = (
+    TwilioException,
+    aiohttp.ClientError,
+    OSError,
+    ValueError,
+)
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Wire:
+    """What aiohttp saw during one SDK call (the SDK hides it), filled in by trace hooks."""
+
+    request_started: bool = False
+    retry_after: str | None = None
+
+
+# Trace hooks run inside the calling task, so a context variable ties them to one call.
+_current_wire: ContextVar[_Wire | None] = ContextVar("smsrelay_twilio_wire", default=None)
+
+
+async def _on_headers_sent(
+    _session: aiohttp.ClientSession,
+    _ctx: SimpleNamespace,
+    _params: aiohttp.TraceRequestHeadersSentParams,
+) -> None:
+    wire = _current_wire.get()
+    if wire is not None:
+        wire.request_started = True
+
+
+async def _on_request_end(
+    _session: aiohttp.ClientSession,
+    _ctx: SimpleNamespace,
+    params: aiohttp.TraceRequestEndParams,
+) -> None:
+    wire = _current_wire.get()
+    if wire is not None:
+        wire.retry_after = params.response.headers.get("Retry-After")
+
+
+def _wire_tracing() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_request_headers_sent.append(_on_headers_sent)
+    config.on_request_end.append(_on_request_end)
+    return config
+
+
+class _BasicAuthHeader:
+    """Credentials for the SDK's `credential_provider` hook, as a ready Authorization header.
+
+    Without it the SDK hands aiohttp a `BasicAuth`, deprecated since aiohttp 3.14: a
+    DeprecationWarning on every request. The hook is duck-typed by the SDK (it calls
+    `to_auth_strategy().get_auth_string()`), and the SDK logs no Authorization header.
+    """
+
+    def __init__(self, account_sid: str, auth_token: str) -> None:
+        pair = f"{account_sid}:{auth_token}".encode("latin-1")
+        self._header = "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def to_auth_strategy(self) -> _BasicAuthHeader:
+        return self
+
+    def get_auth_string(self) -> str:
+        return self._header
+
+    def requires_authentication(self) -> bool:
+        return True
+
+
+class TwilioProvider:
+    """Sends SMS through Twilio's REST API and never raises for a provider failure."""
+
+    name = "twilio"
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        messaging_service_sid: str | None,
+        from_number: str | None,
+        api_base_url: str = "https://api.twilio.com",
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        _require_settings(account_sid, auth_token, messaging_service_sid, from_number)
+        self._account_sid = account_sid
+        self._auth_token = auth_token
+        self._default_sender = _sender_params(messaging_service_sid or from_number or "")
+        self._api_base_url = api_base_url
+        self._timeout_seconds = timeout_seconds
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Any = None
+
+    async def send(self, request: SendRequest) -> SendResult:
+        params = self._create_params(request)
+        wire = _Wire()
+        token = _current_wire.set(wire)
+        try:
+            message = await self._call(lambda client: client.messages.create_async(**params))
+        except _CALL_FAILURES as exc:
+            return _failure_result(exc, wire)
+        finally:
+            _current_wire.reset(token)
+        return _accepted_result(message)
+
+    async def fetch(self, provider_message_id: str) -> ProviderMessage | None:
+        try:
+            message = await self._call(
+                lambda client: client.messages(provider_message_id).fetch_async()
+            )
+        except _CALL_FAILURES as exc:
+            if _http_status(exc) == 404:
+                return None
+            raise _lookup_error("fetch a message", exc) from exc
+        return _provider_message(message)
+
+    async def find_sent(self, to: str, body: str, since: datetime) -> ProviderMessage | None:
+        # The SDK formats datetimes with strftime and a literal "Z": hand it UTC.
+        after = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        try:
+            messages = await self._call(
+                lambda client: client.messages.list_async(
+                    to=to, date_sent_after=after, limit=_FIND_SENT_LIMIT
+                )
+            )
+        except _CALL_FAILURES as exc:
+            raise _lookup_error("list messages", exc) from exc
+        return _first_outbound_with_body(messages, body)
+
+    async def verify(self) -> None:
+        sid = self._account_sid
+        try:
+            await self._call(lambda client: client.api.v2010.accounts(sid).fetch_async())
+        except _CALL_FAILURES as exc:
+            if _http_status(exc) == 404:
+                raise _credentials_error(exc) from exc
+            raise _lookup_error("fetch the account", exc) from exc
+
+    async def close(self) -> None:
+        http, self._http, self._client = self._http, None, None
+        if http is not None:
+            await http.close()
+
+    async def _call(self, call: Callable[[Any], Awaitable[_T]]) -> _T:
+        """Run one SDK call under our timeout: the SDK's async client applies none."""
+        client = self._sdk_client()
+        async with asyncio.timeout(self._timeout_seconds):
+            return await call(client)
+
+    def _sdk_client(self) -> Any:
+        """Build the SDK client on first use, inside the running loop (aiohttp needs one)."""
+        if self._client is None:
+            # max_retries=None keeps aiohttp_retry out: a retried POST would send a second SMS.
+            self._http = AsyncTwilioHttpClient(trace_configs=[_wire_tracing()], max_retries=None)
+            client = Client(
+                self._account_sid,
+                self._auth_token,
+                http_client=self._http,
+                credential_provider=_BasicAuthHeader(self._account_sid, self._auth_token),
+                # A non-empty mapping stops the SDK reading os.environ, where TWILIO_EDGE or
+                # TWILIO_REGION would rewrite the host of our api_base_url.
+                environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
+            )
+            # Every 2010-04-01 URL is `client.api.base_url` + "/2010-04-01/...".
+            client.api.base_url = self._api_base_url
+            self._client = client
+        return self._client
+
+    def _create_params(self, request: SendRequest) -> dict[str, object]:
+        sender = _sender_params(request.sender) if request.sender else self._default_sender
+        params: dict[str, object] = {"to": request.to, "body": request.body, **sender}
+        if request.status_callback_url:
+            params["status_callback"] = request.status_callback_url
+        if request.validity_seconds is not None:
+            low, high = _VALIDITY_RANGE
+            params["validity_period"] = min(max(request.validity_seconds, low), high)
+        return params
+
+
+def _require_settings(
+    account_sid: str, auth_token: str, messaging_service_sid: str | None, from_number: str | None
+) -> None:
+    credentials = (account_sid, auth_token)
+    missing = tuple(n for n, v in zip(CREDENTIAL_SETTINGS, credentials, strict=True) if not v)
+    if missing:
+        raise ProviderConfigError(
+            f"Twilio needs {' and '.join(missing)} to be set", missing=missing
+        )
+    if not messaging_service_sid and not from_number:
+        raise ProviderConfigError(
+            "Twilio needs a sender: set TWILIO_MESSAGING_SERVICE_SID (preferred) or "
+            "TWILIO_FROM_PHONE_NUMBER",
+            missing=SENDER_SETTINGS,
+        )
+
+
+def _sender_params(sender: str) -> dict[str, str]:
+    """A Messaging Service SID starts with "MG"; anything else is a From number or ID."""
+    if sender.startswith("MG"):
+        return {"messaging_service_sid": sender}
+    return {"from_": sender}
+
+
+def _accepted_result(message: Any) -> SendResult:
+    sid = message.sid
+    if not sid:
+        return SendResult(
+            Outcome.AMBIGUOUS,
+            error=ProviderError("Twilio accepted the request but returned no message SID"),
+        )
+    return SendResult(Outcome.ACCEPTED, provider_message_id=sid, provider_status=message.status)
+
+
+def _failure_result(exc: BaseException, wire: _Wire) -> SendResult:
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        return _rest_failure_result(exc, wire)
+    if isinstance(exc, TwilioException | ValueError):
+        # An answer arrived but could not be read (e.g. a 201 that is not JSON).
+        return SendResult(
+            Outcome.AMBIGUOUS, error=ProviderError(f"Twilio's answer could not be read: {exc}")
+        )
+    return _transport_failure_result(exc, wire)
+
+
+def _rest_failure_result(exc: Any, wire: _Wire) -> SendResult:
+    status = _http_status(exc)
+    error = _provider_error(exc)
+    code = error.code if isinstance(error.code, int) else None
+    outcome = classify(code, status)
+    retry_after = _seconds_from_retry_after(wire.retry_after)
+    if outcome is not Outcome.RETRYABLE:
+        retry_after = None
+    return SendResult(outcome, error=error, retry_after_seconds=retry_after)
+
+
+def _transport_failure_result(exc: BaseException, wire: _Wire) -> SendResult:
+    """Nothing written yet (refused, DNS, TLS, connect timeout) is safe to retry; else not."""
+    never_sent = isinstance(exc, aiohttp.ClientConnectorError) or not wire.request_started
+    outcome = Outcome.RETRYABLE if never_sent else Outcome.AMBIGUOUS
+    stage = "before the request was sent" if never_sent else "after the request was sent"
+    return SendResult(outcome, error=ProviderError(f"Twilio request {_describe(exc)} {stage}"))
+
+
+def _provider_error(exc: Any) -> ProviderError:
+    """Twilio's error as reported; the SDK keeps only parts of the body (no `more_info`)."""
+    if isinstance(exc, TwilioServiceException):
+        code = _as_int(exc.code)
+        return ProviderError(
+            message=exc.detail or exc.title,
+            code=code,
+            more_info=exc.type or (more_info_url(code) if code else None),
+            details={"errors": exc.errors} if exc.errors else None,
+        )
+    code = _real_code(exc)
+    message = _SDK_MESSAGE_PREFIX.sub("", str(getattr(exc, "msg", "") or ""))
+    details = getattr(exc, "details", None)
+    return ProviderError(
+        message=message or f"HTTP {_http_status(exc)} from Twilio",
+        code=code,
+        more_info=more_info_url(code) if code else None,
+        details=details if isinstance(details, dict) else None,
+    )
+
+
+def _real_code(exc: Any) -> int | None:
+    """The body's Twilio code; the SDK puts the HTTP status there when the body has none."""
+    if not isinstance(exc, TwilioRestException | TwilioServiceException):
+        return None
+    code = _as_int(exc.code)
+    return None if code == _http_status(exc) else code
+
+
+def _http_status(exc: BaseException) -> int | None:
+    return _as_int(getattr(exc, "status", None)) if isinstance(exc, TwilioException) else None
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _seconds_from_retry_after(value: str | None) -> float | None:
+    """Read Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    seconds: float | None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _seconds_until_http_date(value)
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
+
+
+def _seconds_until_http_date(value: str) -> float | None:
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def _credentials_error(exc: BaseException) -> ProviderConfigError:
+    """Names the settings to fix; the message never carries the token."""
+    return ProviderConfigError(
+        f"Twilio rejected the credentials (HTTP {_http_status(exc)}): check "
+        "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (test credentials cannot fetch the account)",
+        missing=CREDENTIAL_SETTINGS,
+    )
+
+
+def _lookup_error(action: str, exc: BaseException) -> Exception:
+    """Bad credentials are a config error; anything else means Twilio gave no answer."""
+    if _http_status(exc) in (401, 403) or _real_code(exc) == 20003:
+        return _credentials_error(exc)
+    return ConnectionError(f"Twilio could not {action}: the request {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
+        return "timed out"
+    if isinstance(exc, TwilioRestException | TwilioServiceException):
+        error = _provider_error(exc)
+        return f"failed with HTTP {_http_status(exc)}, code {error.code}: {error.message}"
+    return f"failed ({type(exc).__name__}: {exc})" if str(exc) else f"failed ({type(exc).__name__})"
+
+
+def _first_outbound_with_body(messages: list[Any], body: str) -> ProviderMessage | None:
+    for message in messages:
+        if message.body == body and message.direction != "inbound":
+            return _provider_message(message)
+    return None
+
+
+def _provider_message(message: Any) -> ProviderMessage:
+    # An unknown (new) Twilio status counts as still in flight, so it is asked about again.
+    status = our_status(str(message.status or "")) or Status.SENT
+    return ProviderMessage(
+        provider_message_id=str(message.sid),
+        status=status,
+        to=message.to,
+        body=message.body,
+        error=_message_error(message),
+        price=message.price,
+        price_unit=message.price_unit,
+        created_at=message.date_created,
+    )
+
+
+def _message_error(message: Any) -> ProviderError | None:
+    code = _as_int(message.error_code)
+    if code is None:
+        return None
+    return ProviderError(
+        message=message.error_message or f"Twilio error {code}",
+        code=code,
+        more_info=more_info_url(code),
+    )
