@@ -104,6 +104,7 @@ def build_dispatcher(container: Container) -> Dispatcher:
         poll_seconds=settings.dispatch_poll_seconds,
         reconcile_after_seconds=settings.reconcile_after_seconds,
         status_callback_url=settings.status_callback_url,
+        status_check_after_seconds=settings.status_check_after_seconds,
     )
     return Dispatcher(
         container.db,

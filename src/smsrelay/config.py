@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     simulator_step_delay: float = Field(default=0.05, ge=0)
     test_sms_limit: str = "3/5minute"
     reconcile_after_seconds: float = Field(default=5.0, gt=0)
+    status_check_after_seconds: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
 
     twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")

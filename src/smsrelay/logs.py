@@ -10,7 +10,8 @@ from typing import Any
 
 import structlog
 
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+# An E.164 number (+ and 7-15 digits), or a bare run of 10-15 digits standing alone.
+_PHONE = re.compile(r"\+\d{7,15}(?!\d)|(?<![\w.:-])\d{10,15}(?![\w.:-])")
 _SECRET_KEYS = frozenset(
     {
         "auth_token",

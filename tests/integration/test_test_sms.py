@@ -66,16 +66,21 @@ async def test_fourth_request_in_five_minutes_is_429_with_retry_after(api: Api) 
 
 
 async def test_bad_input_is_422_and_counts_toward_nothing_sent(api: Api) -> None:
-    for body in ({"to": "+15005550006"}, {"to": "12", "message": "x"},
-                 {"to": "+15005550006", "message": " "}, {"to": "+1", "message": "x", "a": 1}):
+    for body in (
+        {"to": "+15005550006"},
+        {"to": "12", "message": "x"},
+        {"to": "+15005550006", "message": " "},
+        {"to": "+1", "message": "x", "a": 1},
+    ):
         response = await api.client.post(URL, json=body)
         assert response.status_code == 422, response.text
     assert await _logs(api) == []
 
 
 async def test_is_not_found_in_production(database_url: str, api: Api) -> None:
-    api.container.settings = load_settings(database_url=database_url, env="production",
-                                           provider="simulator")
+    api.container.settings = load_settings(
+        database_url=database_url, env="production", provider="simulator"
+    )
     response = await api.client.post(URL, json={"to": "+15005550006", "message": "Test"})
     assert response.status_code == 404
     assert await _logs(api) == []
@@ -95,10 +100,11 @@ async def test_log_row_failure_is_reported_and_the_send_still_answers(api: Api) 
 @pytest.mark.parametrize(
     ("env", "missing"),
     [
-        ({"twilio_account_sid": "AC" + "1" * 32, "twilio_auth_token": "t"},
-         ["TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM_PHONE_NUMBER"]),
-        ({"twilio_from_phone_number": "+15005550006"},
-         ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]),
+        (
+            {"twilio_account_sid": "AC" + "1" * 32, "twilio_auth_token": "t"},
+            ["TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM_PHONE_NUMBER"],
+        ),
+        ({"twilio_from_phone_number": "+15005550006"}, ["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"]),
     ],
 )
 async def test_misconfigured_twilio_fails_start_naming_variables(

@@ -84,12 +84,16 @@ async def _worker_of_each_message(db: Database) -> dict[str, str]:
     async with db.transaction() as connection:
         rows = await connection.execute(
             select(message_events.c.message_id, message_events.c.data).where(
-                message_events.c.kind == "attempt_started"))
+                message_events.c.kind == "attempt_started"
+            )
+        )
         return {row[0]: str(row[1]["worker"]).rsplit(":", 1)[0] for row in rows}
 
 
 async def test_api_and_two_workers_send_each_message_exactly_once(
-    db: Database, database_url: str, simulator: SimulatorServer,
+    db: Database,
+    database_url: str,
+    simulator: SimulatorServer,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     sock = free_socket()
@@ -97,11 +101,13 @@ async def test_api_and_two_workers_send_each_message_exactly_once(
     sock.close()
     url = f"http://127.0.0.1:{port}"
     env = _env(database_url, simulator, url)
-    serve = subprocess.Popen([SMSRELAY, "serve", "--port", str(port)], env=env,
-                             stderr=subprocess.DEVNULL)
+    serve = subprocess.Popen(
+        [SMSRELAY, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL
+    )
     processes.append(serve)
-    processes += [subprocess.Popen([SMSRELAY, "worker"], env=env, stderr=subprocess.DEVNULL)
-                  for _ in range(2)]
+    processes += [
+        subprocess.Popen([SMSRELAY, "worker"], env=env, stderr=subprocess.DEVNULL) for _ in range(2)
+    ]
     await _wait_healthy(url, serve)
     tenant = await create_tenant(db, "acme")
     headers = {"Authorization": f"Bearer {tenant.api_key}"}
@@ -110,8 +116,9 @@ async def test_api_and_two_workers_send_each_message_exactly_once(
 
         async def send(index: int) -> str:
             async with limit:
-                response = await client.post("/api/sms/send", json={
-                    "to": "+15005550006", "message": f"message {index}"})
+                response = await client.post(
+                    "/api/sms/send", json={"to": "+15005550006", "message": f"message {index}"}
+                )
             assert response.status_code == 202, response.text
             return str(response.json()["outboxId"])
 

@@ -13,8 +13,12 @@ from smsrelay.logs import configure_logging, mask_phone, mask_text
 
 @pytest.mark.parametrize(
     ("raw", "masked"),
-    [("+15005550006", "+1******0006"), ("+447911123456", "+4*******3456"),
-     ("4155552671", "******2671"), ("123", "***")],
+    [
+        ("+15005550006", "+1******0006"),
+        ("+447911123456", "+4*******3456"),
+        ("4155552671", "******2671"),
+        ("123", "***"),
+    ],
 )
 def test_mask_phone_keeps_only_the_last_four_digits(raw: str, masked: str) -> None:
     assert mask_phone(raw) == masked
@@ -24,14 +28,17 @@ def test_mask_text_masks_numbers_inside_free_text() -> None:
     assert mask_text("To +14155552671 failed") == "To +1******2671 failed"
 
 
-def test_rendered_lines_mask_numbers_bodies_and_secrets(monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:
+def test_rendered_lines_mask_numbers_bodies_and_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
     configure_logging(json=True)
     structlog.get_logger().info(
-        "notifications.sms.delivery_failed", recipient="+14155552671", body="secret text",
-        auth_token="tok123", details={"To": "+14155552671"}, note="call +14155552671",
+        "notifications.sms.delivery_failed",
+        recipient="+14155552671",
+        body="secret text",
+        auth_token="tok123",
+        details={"To": "+14155552671"},
+        note="call +14155552671",
     )
     configure_logging(json=True)
     line = stream.getvalue()
@@ -41,3 +48,8 @@ def test_rendered_lines_mask_numbers_bodies_and_secrets(monkeypatch: pytest.Monk
     assert event["body"] == "[redacted]" and event["auth_token"] == "[redacted]"
     assert event["details"]["To"] == "+1******2671"
     assert event["event"] == "notifications.sms.delivery_failed"
+
+
+def test_ids_and_timestamps_are_left_readable() -> None:
+    text = "sms_01a201b49793ca35f5e9af4e941f at 2026-11-22T05:22:33.123Z code 21211"
+    assert mask_text(text) == text

@@ -30,6 +30,10 @@ class SendSmsRequest(ApiModel):
     validity_seconds: int | None = Field(default=None, ge=1, le=1_209_600)
 
 
+class ResendRequest(ApiModel):
+    outbox_id: str = Field(min_length=1, max_length=40)
+
+
 class TestSmsRequest(ApiModel):
     to: str = Field(min_length=1, max_length=40)
     message: str = Field(max_length=1600)

@@ -17,15 +17,17 @@ from sqlalchemy.engine import RowMapping
 
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.ids import new_id
-from smsrelay.domain.status import Status
+from smsrelay.domain.status import Status, is_terminal
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Outcome, Provider, ProviderError, SendRequest, SendResult
 from smsrelay.services.delivery import (
+    StatusUpdate,
     apply_parked_updates,
+    apply_status_update,
     error_columns,
     result_event_data,
 )
-from smsrelay.store.claims import claim_due, claim_expired
+from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
 from smsrelay.store.tables import message_events
@@ -45,6 +47,8 @@ class DispatchConfig:
     reconcile_after_seconds: float = 5.0
     poll_seconds: float = 0.2
     status_callback_url: str | None = None
+    status_check_after_seconds: float = 600.0
+    status_check_give_up_seconds: float = 72 * 3600.0
 
 
 def worker_name() -> str:
@@ -73,7 +77,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self._next_status_check = 0.0
 
     def wake(self) -> None:
         """Ask the loop to look for work now (called after a submit in the same process)."""
@@ -123,7 +127,52 @@ class Dispatcher:
             self._start(self._reconcile(row))
         for row in fresh:
             self._start(self._send(row))
+        await self._maybe_check_statuses()
         return len(stale) + len(fresh)
+
+    async def _maybe_check_statuses(self) -> None:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time < self._next_status_check:
+            return
+        self._next_status_check = loop_time + min(60.0, self.config.status_check_after_seconds)
+        await self.check_unconfirmed()
+
+    async def check_unconfirmed(self) -> int:
+        """Ask the provider about `sent` messages that never got a final status."""
+        now = self.clock()
+        async with self.db.transaction() as connection:
+            rows = await claim_unconfirmed(
+                connection,
+                now,
+                timedelta(seconds=self.config.status_check_after_seconds),
+                timedelta(seconds=self.config.status_check_give_up_seconds),
+                self.config.batch_size,
+            )
+        for row in rows:
+            await self._check_status(row)
+        return len(rows)
+
+    async def _check_status(self, row: RowMapping) -> None:
+        provider = self.providers[row["provider"]]
+        try:
+            found = await provider.fetch(row["provider_message_id"])
+        except Exception as exc:  # unreachable provider: the next round asks again
+            log.warning(
+                "dispatch.status_check_failed", outbox_id=row["id"], error=type(exc).__name__
+            )
+            return
+        if found is None or not is_terminal(Status(found.status)):
+            return
+        update = StatusUpdate(
+            provider_message_id=found.provider_message_id,
+            status=Status(found.status),
+            provider_status=f"fetched:{found.status}",
+            dedupe_key=f"status-check:{found.provider_message_id}:{found.status}",
+            received_at=self.clock(),
+            outbox_id=row["id"],
+            error=found.error,
+        )
+        await apply_status_update(self.db, update)
 
     def _start(self, job: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(job)

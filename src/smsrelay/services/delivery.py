@@ -49,7 +49,7 @@ def error_columns(error: ProviderError | None) -> dict[str, Any]:
 
 
 async def apply_status_update(db: Database, update: StatusUpdate) -> str:
-    """Apply a status update if it moves forward; returns applied|ignored|duplicate|unmatched."""
+    """Apply an update if it moves forward: applied|ignored|stale|duplicate|unmatched."""
     async with db.transaction() as connection:
         outbox = OutboxRepository(connection)
         row = await _find_message(outbox, update)
@@ -83,9 +83,23 @@ async def _apply_to_row(outbox: OutboxRepository, row: RowMapping, update: Statu
         return "duplicate"
     if not moves_forward(current, update.status):
         return "ignored"
+    if not await _about_current_attempt(outbox, row, update.provider_message_id):
+        return "stale"
     values = _status_values(row, update)
     await outbox.update(row["id"], **values)
     return "applied"
+
+
+async def _about_current_attempt(outbox: OutboxRepository, row: RowMapping, sid: str) -> bool:
+    """True when `sid` is the message's current send (not one replaced by a resend)."""
+    if row["provider_message_id"] is not None:
+        return bool(row["provider_message_id"] == sid)
+    if row["status"] != Status.SENDING.value:
+        return False
+    if not row["resend_count"]:
+        return True
+    earlier = {e.data.get("previousMessageId") for e in await outbox.events(row["id"])}
+    return sid not in earlier
 
 
 def _status_values(row: RowMapping, update: StatusUpdate) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,3 +67,35 @@ async def claim_expired(
         .returning(*messages.c)
     )
     return list((await connection.execute(taken)).mappings().all())
+
+
+async def claim_unconfirmed(
+    connection: AsyncConnection, now: datetime, after: timedelta, give_up: timedelta, limit: int
+) -> list[RowMapping]:
+    """`sent` messages with no final status for `after`, not checked within `after` either."""
+    due = (
+        select(messages.c.id)
+        .where(
+            messages.c.status == Status.SENT.value,
+            messages.c.provider_message_id.is_not(None),
+            messages.c.sent_at <= now - after,
+            messages.c.sent_at > now - give_up,
+            or_(
+                messages.c.status_checked_at.is_(None),
+                messages.c.status_checked_at <= now - after,
+            ),
+        )
+        .order_by(messages.c.sent_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await connection.execute(due)).scalars())
+    if not ids:
+        return []
+    checked = (
+        update(messages)
+        .where(messages.c.id.in_(ids))
+        .values(status_checked_at=now)
+        .returning(*messages.c)
+    )
+    return list((await connection.execute(checked)).mappings().all())

@@ -109,6 +109,8 @@ messages = Table(
     Column("needs_reconcile", Integer, nullable=False, default=0),
     Column("attempt_count", Integer, nullable=False, default=0),
     Column("retry_count", Integer, nullable=False, default=0),
+    Column("resend_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("status_checked_at", TS),
     Column("error_code", String(32)),
     Column("error_message", Text),
     Column("error_more_info", String(500)),

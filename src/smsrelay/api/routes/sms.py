@@ -8,9 +8,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep
-from smsrelay.api.schemas import ErrorOut, OutboxEntryOut, OutboxPageOut, SendSmsRequest, entry_out
+from smsrelay.api.schemas import (
+    ErrorOut,
+    OutboxEntryOut,
+    OutboxPageOut,
+    ResendRequest,
+    SendSmsRequest,
+    entry_out,
+)
 from smsrelay.domain.status import Status
 from smsrelay.services.outbox_queries import get_entry, list_entries
+from smsrelay.services.resend import resend_message
 from smsrelay.services.submit import NewMessage, submit_message
 from smsrelay.store.outbox import OutboxFilter
 
@@ -18,6 +26,7 @@ router = APIRouter(prefix="/api/sms", tags=["sms"])
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 415, 422)
 }
+ERRORS_WITH_CONFLICT = {**ERRORS, 409: {"model": ErrorOut}}
 
 
 @router.post(
@@ -72,6 +81,24 @@ async def list_outbox(
     )
     page = await list_entries(container.db, query, cursor)
     return OutboxPageOut(items=[entry_out(e) for e in page.items], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/outbox/resend",
+    response_model=OutboxEntryOut,
+    responses=ERRORS_WITH_CONFLICT,
+    dependencies=[JsonBody],
+)
+async def resend(
+    body: ResendRequest, container: ContainerDep, principal: PrincipalDep
+) -> OutboxEntryOut:
+    """Queue a failed or undelivered message again (up to the resend cap; 409 beyond it)."""
+    entry = await resend_message(
+        container.db, principal.tenant_id, body.outbox_id, container.settings.resend_cap
+    )
+    if container.dispatcher is not None:
+        container.dispatcher.wake()
+    return entry_out(entry, with_events=True)
 
 
 @router.get("/outbox/{outbox_id}", response_model=OutboxEntryOut, responses=ERRORS)

@@ -1,4 +1,4 @@
-"""idempotency keys
+"""idempotency keys, resend count, status check time
 
 Revision ID: 0002
 Revises: 0001
@@ -35,8 +35,16 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_idempotency_keys_expires_at"), "idempotency_keys", ["expires_at"], unique=False
     )
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(
+            sa.Column("resend_count", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(sa.Column("status_checked_at", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("status_checked_at")
+        batch.drop_column("resend_count")
     op.drop_index(op.f("ix_idempotency_keys_expires_at"), table_name="idempotency_keys")
     op.drop_table("idempotency_keys")
