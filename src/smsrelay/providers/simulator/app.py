@@ -186,9 +186,10 @@ async def _answer_accepted(
     if faults.roll(faults.error_5xx_after_accept_rate):
         runtime.state.requests.append(CreateRequest(params, 500, 20500, message.sid))
         return error_response(20500)
-    runtime.state.requests.append(CreateRequest(params, 201, None, message.sid))
+    held = faults.roll(faults.timeout_rate)
+    runtime.state.requests.append(CreateRequest(params, 201, None, message.sid, held=held))
     answer = web.json_response(message_json(message), status=201)  # as it was when accepted
-    if faults.roll(faults.timeout_rate):
+    if held:
         await runtime.wait_unless_stopping(faults.timeout_seconds)
     return answer
 

@@ -44,6 +44,7 @@ class CreateRequest:
     error_code: int | None = None
     sid: str | None = None
     received_at: datetime = field(default_factory=utc_now)
+    held: bool = False  # the answer was held back by the timeout fault
 
     @property
     def accepted(self) -> bool:
