@@ -289,3 +289,22 @@ async def test_callback_that_beats_the_send_record_is_applied_after_it(world: Wo
     await world.dispatcher().process_all()
     row = await world.row(outbox_id)
     assert row["status"] == "delivered"
+
+
+async def test_ambiguous_send_to_a_provider_that_cannot_be_asked_is_never_resent(
+    world: World,
+) -> None:
+    world.provider.can_look_up_messages = False
+    world.provider.then(SendResult(Outcome.AMBIGUOUS, error=_error(20500)))
+    outbox_id = await world.submit()
+    dispatcher = world.dispatcher(unresolved_after_seconds=60)
+    await dispatcher.process_all()
+    for _ in range(5):
+        world.clock.advance(6)
+        await dispatcher.process_all()
+    assert (await world.row(outbox_id))["status"] == "sending"
+    world.clock.advance(60)
+    await dispatcher.process_all()
+    row = await world.row(outbox_id)
+    assert row["status"] == "failed" and "cannot be asked" in str(row["error_message"])
+    assert len(world.provider.requests) == 1

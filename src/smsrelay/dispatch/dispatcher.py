@@ -20,6 +20,11 @@ from smsrelay.domain.ids import new_id
 from smsrelay.domain.status import Status, is_terminal
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Outcome, Provider, ProviderError, SendRequest, SendResult
+from smsrelay.services.consent import (
+    enforce_at_dispatch,
+    record_dispatch_decision,
+    record_provider_opt_out,
+)
 from smsrelay.services.delivery import (
     StatusUpdate,
     apply_parked_updates,
@@ -48,6 +53,7 @@ class DispatchConfig:
     poll_seconds: float = 0.2
     status_callback_url: str | None = None
     status_check_after_seconds: float = 600.0
+    unresolved_after_seconds: float = 3600.0
     status_check_give_up_seconds: float = 72 * 3600.0
 
 
@@ -190,6 +196,8 @@ class Dispatcher:
         if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
             await self._finish(row, Status.EXPIRED, "expired", {"reason": "validity period ended"})
             return
+        if not await self._consent_allows(row):
+            return
         provider = self.providers[row["provider"]]
         request = self._request(row)
         try:
@@ -198,6 +206,15 @@ class Dispatcher:
             log.error("dispatch.provider_crashed", outbox_id=row["id"], error=type(exc).__name__)
             result = SendResult(Outcome.AMBIGUOUS, error=ProviderError(message=type(exc).__name__))
         await self.record_result(row, result)
+
+    async def _consent_allows(self, row: RowMapping) -> bool:
+        """Consent checked again just before the provider call; a refused message is set aside."""
+        now = self.clock()
+        async with self.db.transaction() as connection:
+            decision = await enforce_at_dispatch(connection, row, now)
+            if not decision.allowed:
+                await record_dispatch_decision(connection, row, decision, now)
+        return decision.allowed
 
     def _request(self, row: RowMapping) -> SendRequest:
         callback = self.config.status_callback_url
@@ -223,7 +240,7 @@ class Dispatcher:
             Outcome.RETRYABLE: self._retry_or_fail,
             Outcome.AMBIGUOUS: self._ambiguous,
             Outcome.PERMANENT: self._failed,
-            Outcome.OPTED_OUT: self._failed,
+            Outcome.OPTED_OUT: self._opted_out,
         }
         await handlers[result.outcome](row, result)
 
@@ -308,6 +325,13 @@ class Dispatcher:
                 **error_columns(result.error),
             )
 
+    async def _opted_out(self, row: RowMapping, result: SendResult) -> None:
+        """The provider says the number unsubscribed (21610): fail it and suppress the number."""
+        await self._failed(row, result)
+        await record_provider_opt_out(
+            self.db, row["tenant_id"], row["recipient"], row["id"], self.clock()
+        )
+
     async def _failed(self, row: RowMapping, result: SendResult, reason: str | None = None) -> None:
         data = result_event_data(result)
         if reason:
@@ -360,6 +384,9 @@ class Dispatcher:
     async def _reconcile(self, row: RowMapping) -> None:
         """A lease ran out or an attempt was ambiguous: ask the provider before anything else."""
         provider = self.providers[row["provider"]]
+        if not provider.can_look_up_messages:
+            await self._await_report(row)
+            return
         found = None
         try:
             if row["provider_message_id"]:
@@ -378,6 +405,19 @@ class Dispatcher:
         await self._retry_or_fail(row, SendResult(Outcome.RETRYABLE, error=_NOT_FOUND))
 
 
+    async def _await_report(self, row: RowMapping) -> None:
+        """A provider we cannot ask: wait for its delivery report, then give up as failed."""
+        waited = self.clock() - (row["last_attempt_at"] or self.clock())
+        if waited.total_seconds() < self.config.unresolved_after_seconds:
+            await self._ambiguous(row, SendResult(Outcome.AMBIGUOUS))
+            return
+        result = SendResult(Outcome.PERMANENT, error=_UNRESOLVED)
+        await self._failed(row, result, reason="no delivery report; not sent again blindly")
+
+
+_UNRESOLVED = ProviderError(
+    message="the provider never confirmed this attempt and cannot be asked; resend if needed"
+)
 _NOT_FOUND = ProviderError(message="provider has no record of the attempt; sending again")
 
 

@@ -95,9 +95,14 @@ class ProviderConfigError(Exception):
 
 @runtime_checkable
 class Provider(Protocol):
-    """An SMS provider adapter. Implementations never raise for a send failure."""
+    """An SMS provider adapter. Implementations never raise for a send failure.
+
+    `can_look_up_messages` is False for providers whose `fetch`/`find_sent` cannot answer:
+    their ambiguous attempts wait for a delivery report instead of being sent again.
+    """
 
     name: str
+    can_look_up_messages: bool
 
     async def send(self, request: SendRequest) -> SendResult:
         """Send one SMS and classify the result; never raises for provider failures."""

@@ -26,6 +26,7 @@ class FakeProvider:
     """
 
     name: str = "fake"
+    can_look_up_messages: bool = True
     latency: float = 0.0
     script: deque[SendResult] = field(default_factory=deque)
     ambiguous_sent: bool = True

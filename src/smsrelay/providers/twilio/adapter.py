@@ -118,6 +118,7 @@ class TwilioProvider:
     """Sends SMS through Twilio's REST API and never raises for a provider failure."""
 
     name = "twilio"
+    can_look_up_messages = True
 
     def __init__(
         self,
