@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Set up and run smsrelay with nothing but Python: `run`, `test`, `check`, `lock`.
 
-    python3 scripts/dev.py run     # virtualenv from the lock file, then `smsrelay serve`
-    python3 scripts/dev.py test    # format check, lint, mypy --strict, the whole test suite
-    python3 scripts/dev.py pytest [ARGS]   # the test suite only
+python3 scripts/dev.py run     # virtualenv from the lock file, then `smsrelay serve`
+python3 scripts/dev.py test    # format check, lint, mypy --strict, the whole test suite
+python3 scripts/dev.py pytest [ARGS]   # the test suite only
 """
 
 from __future__ import annotations

@@ -37,8 +37,17 @@ from smsrelay.store.tables import message_events, messages
 SMSRELAY = str(Path(sys.executable).with_name("smsrelay"))
 # Rank of each status along the path; the dispatcher's retry (sending → pending) is the one
 # backwards move it may make, so pending and sending share a rank for this check.
-RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2,
-        "expired": 2, "suppressed": 2, "canceled": 2}
+RANK = {
+    "pending": 0,
+    "sending": 0,
+    "sent": 1,
+    "delivered": 2,
+    "undelivered": 2,
+    "failed": 2,
+    "expired": 2,
+    "suppressed": 2,
+    "canceled": 2,
+}
 FINAL = {"delivered", "undelivered", "failed", "expired"}
 
 
@@ -73,14 +82,15 @@ class ChaosResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def process_env(database_url: str, simulator: SimulatorServer, public_url: str,
-                concurrency: int) -> dict[str, str]:
+def process_env(
+    database_url: str, simulator: SimulatorServer, public_url: str, concurrency: int
+) -> dict[str, str]:
     assert simulator.base_url is not None
     return {
         **os.environ,
@@ -112,14 +122,18 @@ class Fleet:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.killed = 0
 
-    def start_api(self) -> None:
+    def start_api(self, *, dispatch: bool = False) -> None:
+        flags = [] if dispatch else ["--no-dispatcher"]
         self.api = subprocess.Popen(
-            [SMSRELAY, "serve", "--no-dispatcher", "--port", str(self.port)],
-            env=self.env, stderr=subprocess.DEVNULL)
+            [SMSRELAY, "serve", *flags, "--port", str(self.port)],
+            env=self.env,
+            stderr=subprocess.DEVNULL,
+        )
 
     def start_worker(self) -> None:
-        self.workers.append(subprocess.Popen([SMSRELAY, "worker"], env=self.env,
-                                             stderr=subprocess.DEVNULL))
+        self.workers.append(
+            subprocess.Popen([SMSRELAY, "worker"], env=self.env, stderr=subprocess.DEVNULL)
+        )
 
     def kill_one(self, rng: random.Random) -> None:
         alive = [w for w in self.workers if w.poll() is None]
@@ -162,13 +176,17 @@ async def fill_outbox(db: Database, count: int) -> tuple[str, list[str]]:
 
     now = datetime.now(UTC)
     rows = [
-        build_row(policy, principal, NewMessage(to=f"+1415555{index % 10000:04d}",
-                                                message=f"chaos message {index}"), now)
+        build_row(
+            policy,
+            principal,
+            NewMessage(to=f"+1415555{index % 10000:04d}", message=f"chaos message {index}"),
+            now,
+        )
         for index in range(count)
     ]
     for start in range(0, count, 500):
         async with db.transaction() as connection:
-            await connection.execute(insert(messages), rows[start:start + 500])
+            await connection.execute(insert(messages), rows[start : start + 500])
     return tenant.tenant_id, [row["id"] for row in rows]
 
 
@@ -191,21 +209,26 @@ class RegressionWatch:
         return Counter(status for _, status in rows)
 
 
-async def run_chaos(database_url: str, config: ChaosConfig, *, progress: bool = False
-                    ) -> ChaosResult:
-    rng = random.Random(config.seed)  # noqa: S311  # choosing victims, not security
+async def run_chaos(
+    database_url: str, config: ChaosConfig, *, progress: bool = False
+) -> ChaosResult:
+    rng = random.Random(config.seed)  # choosing victims, not security
     faults = Faults(
         error_5xx_rate=config.error_5xx_rate,
         error_5xx_after_accept_rate=config.error_5xx_after_accept_rate,
-        rate_429=config.rate_429, timeout_rate=config.timeout_rate, timeout_seconds=4.0,
+        rate_429=config.rate_429,
+        timeout_rate=config.timeout_rate,
+        timeout_seconds=4.0,
         callback_duplicate_rate=config.callback_duplicate_rate,
-        callback_reorder_rate=config.callback_reorder_rate, latency=0.002, seed=config.seed,
+        callback_reorder_rate=config.callback_reorder_rate,
+        latency=0.002,
+        seed=config.seed,
     )
     simulator = SimulatorServer(SimulatorConfig(faults=faults, step_delay=0.02))
     await simulator.start()
     db = Database(database_url)
     await db.migrate()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     fleet = Fleet(process_env(database_url, simulator, url, config.worker_concurrency), port)
     started = time.monotonic()
@@ -227,8 +250,9 @@ async def run_chaos(database_url: str, config: ChaosConfig, *, progress: bool = 
         await db.dispose()
 
 
-async def _drive(fleet: Fleet, watch: RegressionWatch, config: ChaosConfig,
-                 rng: random.Random, progress: bool) -> None:
+async def _drive(
+    fleet: Fleet, watch: RegressionWatch, config: ChaosConfig, rng: random.Random, progress: bool
+) -> None:
     deadline = time.monotonic() + config.deadline_seconds
     next_kill = time.monotonic() + config.kill_every_seconds
     while time.monotonic() < deadline:
@@ -245,8 +269,15 @@ async def _drive(fleet: Fleet, watch: RegressionWatch, config: ChaosConfig,
         await asyncio.sleep(0.5)
 
 
-def _result(config: ChaosConfig, simulator: SimulatorServer, watch: RegressionWatch,
-            counts: Counter[str], kills: int, wall: float, total: int) -> ChaosResult:
+def _result(
+    config: ChaosConfig,
+    simulator: SimulatorServer,
+    watch: RegressionWatch,
+    counts: Counter[str],
+    kills: int,
+    wall: float,
+    total: int,
+) -> ChaosResult:
     bodies = Counter(message.body for message in simulator.state.accepted)
     requests = simulator.state.requests
     fault_counts = Counter(_fault_kind(r) for r in requests)
@@ -276,7 +307,8 @@ def _fault_kind(request: Any) -> str:
 async def count_events(db: Database, kind: str) -> int:
     async with db.transaction() as connection:
         total = await connection.scalar(
-            select(func.count()).select_from(message_events).where(message_events.c.kind == kind))
+            select(func.count()).select_from(message_events).where(message_events.c.kind == kind)
+        )
     return int(total or 0)
 
 

@@ -29,6 +29,7 @@ class Container:
     setup: ProviderSetup | None = None
     dispatcher: Dispatcher | None = None
     test_sms_limiter: RateLimiter | None = None
+    api_key_limiter: RateLimiter | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -43,11 +44,7 @@ class Container:
 
     @property
     def submit_policy(self) -> SubmitPolicy:
-        return SubmitPolicy(
-            provider=self.provider_name,
-            default_region=self.settings.default_region,
-            max_characters=self.settings.max_message_chars,
-        )
+        return submit_policy(self.settings)
 
     async def start(self, *, migrate: bool | None = None, dispatch: bool = False) -> None:
         """Migrate (SQLite by default), build the provider, optionally run the dispatcher."""
@@ -66,7 +63,21 @@ class Container:
                 await asyncio.wait_for(task, timeout=15)
         if self.setup is not None:
             await self.setup.close()
+        for limiter in (self.test_sms_limiter, self.api_key_limiter):
+            if limiter is not None:
+                await limiter.close()
         await self.db.dispose()
+
+
+def submit_policy(settings: Settings) -> SubmitPolicy:
+    """The rules every new message is checked against, from settings."""
+    return SubmitPolicy(
+        provider=settings.effective_provider,
+        default_region=settings.default_region,
+        max_characters=settings.max_message_chars,
+        max_segments=settings.max_message_segments,
+        default_sender=settings.twilio_messaging_service_sid or settings.twilio_from_phone_number,
+    )
 
 
 def bootstrap(settings: Settings) -> Container:
@@ -76,6 +87,7 @@ def bootstrap(settings: Settings) -> Container:
         db=Database(settings.database_url),
         provider_name=settings.effective_provider,
         test_sms_limiter=RateLimiter(settings.test_sms_limit, settings.redis_url),
+        api_key_limiter=RateLimiter(settings.api_key_rate_limit, settings.redis_url),
     )
 
 

@@ -6,13 +6,14 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
 
+from smsrelay.cli_consent import consents_app
+from smsrelay.cli_preview import preview
 from smsrelay.config import Settings, SettingsError, load_settings
 from smsrelay.logs import configure_logging
 from smsrelay.providers.base import ProviderConfigError
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 tenants_app = typer.Typer(help="Manage tenants and their API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
+app.command()(preview)
+app.add_typer(consents_app, name="consents")
 
 T = TypeVar("T")
 

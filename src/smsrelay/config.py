@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     default_region: str | None = None
     default_currency: str = "USD"
     max_message_chars: int = Field(default=1600, ge=1)
+    max_message_segments: int | None = Field(default=None, ge=1)
     resend_cap: int = Field(default=3, ge=1)
     dispatch_batch_size: int = Field(default=50, ge=1)
     dispatch_concurrency: int = Field(default=32, ge=1)
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
     simulator_port: int = Field(default=0, ge=0, le=65535)
     simulator_step_delay: float = Field(default=0.05, ge=0)
     test_sms_limit: str = "3/5minute"
+    api_key_rate_limit: str = "100/second"
     reconcile_after_seconds: float = Field(default=5.0, gt=0)
     status_check_after_seconds: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
-    @field_validator("test_sms_limit")
+    @field_validator("test_sms_limit", "api_key_rate_limit")
     @classmethod
     def _limit_rule(cls, value: str) -> str:
         try:

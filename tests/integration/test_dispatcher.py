@@ -308,3 +308,20 @@ async def test_ambiguous_send_to_a_provider_that_cannot_be_asked_is_never_resent
     row = await world.row(outbox_id)
     assert row["status"] == "failed" and "cannot be asked" in str(row["error_message"])
     assert len(world.provider.requests) == 1
+
+
+async def test_a_claim_too_old_to_send_safely_is_released_not_sent(world: World) -> None:
+    outbox_id = await world.submit()
+    slow = world.dispatcher("slow")
+    async with world.db.transaction() as connection:
+        from smsrelay.store.claims import claim_due
+
+        (row,) = await claim_due(connection, slow.name, world.clock.now, timedelta(seconds=30), 5)
+    world.clock.advance(16)  # the worker stalled for more than half its lease
+    await slow._send(row)
+    assert world.provider.requests == []
+    released = await world.row(outbox_id)
+    assert released["status"] == "pending" and released["attempt_count"] == 0
+    await world.dispatcher().process_all()
+    assert (await world.row(outbox_id))["status"] == "sent"
+    assert len(world.provider.requests) == 1

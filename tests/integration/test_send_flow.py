@@ -124,23 +124,28 @@ async def test_resend_through_the_api_until_the_cap(start_app: StartApp) -> None
     entry = (await app.send(to="+15005550002", message="Hello")).json()
     await app.wait_for_status(entry["outboxId"], "failed")
     for _ in range(2):
-        response = await app.client.post("/api/sms/outbox/resend", headers=app.auth(),
-                                          json={"outboxId": entry["outboxId"]})
+        response = await app.client.post(
+            "/api/sms/outbox/resend", headers=app.auth(), json={"outboxId": entry["outboxId"]}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "pending"
         await app.wait_for_status(entry["outboxId"], "failed")
-    before = (await app.client.get(f"/api/sms/outbox/{entry['outboxId']}",
-                                   headers=app.auth())).json()
-    refused = await app.client.post("/api/sms/outbox/resend", headers=app.auth(),
-                                     json={"outboxId": entry["outboxId"]})
+    before = (
+        await app.client.get(f"/api/sms/outbox/{entry['outboxId']}", headers=app.auth())
+    ).json()
+    refused = await app.client.post(
+        "/api/sms/outbox/resend", headers=app.auth(), json={"outboxId": entry["outboxId"]}
+    )
     assert refused.status_code == 409
     assert "cap is 2" in refused.json()["error"]["message"]
-    after = (await app.client.get(f"/api/sms/outbox/{entry['outboxId']}",
-                                  headers=app.auth())).json()
+    after = (
+        await app.client.get(f"/api/sms/outbox/{entry['outboxId']}", headers=app.auth())
+    ).json()
     assert after == before
     assert len(app.simulator.state.requests) == 3
-    missing = await app.client.post("/api/sms/outbox/resend", headers=app.auth(),
-                                    json={"outboxId": "sms_nope"})
+    missing = await app.client.post(
+        "/api/sms/outbox/resend", headers=app.auth(), json={"outboxId": "sms_nope"}
+    )
     assert missing.status_code == 404
     empty = await app.client.post("/api/sms/outbox/resend", headers=app.auth(), json={})
     assert empty.status_code == 422 and "outboxId" in empty.json()["error"]["message"]

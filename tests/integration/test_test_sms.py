@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from smsrelay.bootstrap import bootstrap
 from smsrelay.config import load_settings
 from smsrelay.providers.base import ProviderConfigError
+from smsrelay.services import test_send
 from smsrelay.store.tables import notification_logs
 from tests.integration.conftest import Api
 
@@ -86,9 +88,13 @@ async def test_is_not_found_in_production(database_url: str, api: Api) -> None:
     assert await _logs(api) == []
 
 
-async def test_log_row_failure_is_reported_and_the_send_still_answers(api: Api) -> None:
-    async with api.container.db.transaction() as connection:
-        await connection.execute(text("DROP TABLE notification_logs"))
+async def test_log_row_failure_is_reported_and_the_send_still_answers(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unwritable(connection: object, row: object) -> None:
+        raise OperationalError("INSERT INTO notification_logs", {}, Exception("disk full"))
+
+    monkeypatch.setattr(test_send, "add_log", unwritable)
     with capture_logs() as events:
         response = await api.client.post(URL, json={"to": "+15005550006", "message": "Test"})
     assert response.status_code == 200

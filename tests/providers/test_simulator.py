@@ -120,7 +120,7 @@ def basic_auth(login: str, password: str) -> str:
 
 async def _wait_until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT_SECONDS):
-        while not condition():  # noqa: ASYNC110  # simulator state offers no event to await
+        while not condition():  # simulator state offers no event to await
             await asyncio.sleep(0.005)
 
 

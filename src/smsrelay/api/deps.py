@@ -1,16 +1,16 @@
-"""Request dependencies: the container, the caller's tenant, JSON-only bodies."""
+"""Request dependencies: the container, the caller's tenant and scopes, JSON-only bodies."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from smsrelay.api.errors import UnsupportedMediaType
+from smsrelay.api.errors import STATUS_BY_ERROR, UnsupportedMediaType
 from smsrelay.bootstrap import Container
 from smsrelay.services.submit import Principal
-from smsrelay.services.tenants import authenticate
+from smsrelay.services.tenants import InsufficientScope, KeyPrincipal, authenticate, ensure_scope
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `smsrelay tenants create`")
 
@@ -23,14 +23,33 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
+# A valid key without the scope an operation needs (see `require_scope`).
+STATUS_BY_ERROR[InsufficientScope] = 403
+API_KEY_LIMIT_SCOPE = "api-key"
+
+
 async def get_principal(
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    return await authenticate(container.db, credentials.credentials if credentials else None)
+) -> KeyPrincipal:
+    """The caller's key (401 when unusable), counted against the per-key rate limit (429)."""
+    principal = await authenticate(container.db, credentials.credentials if credentials else None)
+    if container.api_key_limiter is not None:
+        await container.api_key_limiter.check(API_KEY_LIMIT_SCOPE, principal.key_id or "")
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+KeyPrincipalDep = Annotated[KeyPrincipal, Depends(get_principal)]
+
+
+def require_scope(scope: str) -> Any:
+    """A route dependency answering 403 when the caller's key lacks `scope`."""
+
+    async def check_scope(principal: KeyPrincipalDep) -> None:
+        ensure_scope(principal, scope)
+
+    return Depends(check_scope)
 
 
 async def require_json(request: Request) -> None:

@@ -28,6 +28,13 @@ class SendSmsRequest(ApiModel):
     template_key: str | None = Field(default=None, max_length=200)
     scheduled_at: datetime | None = Field(default=None, description="ISO 8601 with offset")
     validity_seconds: int | None = Field(default=None, ge=1, le=1_209_600)
+    smart_encoding: bool = Field(
+        default=False, description="Replace smart quotes and the like to stay in GSM-7"
+    )
+    override_suppression: bool = Field(
+        default=False,
+        description="Transactional only: send despite an opt-out (recorded in the history)",
+    )
 
 
 class ResendRequest(ApiModel):

@@ -21,7 +21,7 @@ from smsrelay.domain.status import Status, is_terminal
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Outcome, Provider, ProviderError, SendRequest, SendResult
 from smsrelay.services.consent import (
-    enforce_at_dispatch,
+    enforce_at_dispatch_batch,
     record_dispatch_decision,
     record_provider_opt_out,
 )
@@ -30,6 +30,7 @@ from smsrelay.services.delivery import (
     apply_parked_updates,
     apply_status_update,
     error_columns,
+    has_parked_updates,
     result_event_data,
 )
 from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed
@@ -131,7 +132,7 @@ class Dispatcher:
             await _record_claims(connection, fresh, now, self.name)
         for row in stale:
             self._start(self._reconcile(row))
-        for row in fresh:
+        for row in await self._consent_cleared(fresh):
             self._start(self._send(row))
         await self._maybe_check_statuses()
         return len(stale) + len(fresh)
@@ -196,7 +197,8 @@ class Dispatcher:
         if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
             await self._finish(row, Status.EXPIRED, "expired", {"reason": "validity period ended"})
             return
-        if not await self._consent_allows(row):
+        if not self._lease_fresh(row):
+            await self._release(row)
             return
         provider = self.providers[row["provider"]]
         request = self._request(row)
@@ -207,14 +209,54 @@ class Dispatcher:
             result = SendResult(Outcome.AMBIGUOUS, error=ProviderError(message=type(exc).__name__))
         await self.record_result(row, result)
 
-    async def _consent_allows(self, row: RowMapping) -> bool:
-        """Consent checked again just before the provider call; a refused message is set aside."""
+    def _lease_fresh(self, row: RowMapping) -> bool:
+        """Send only in the first half of the lease, so the request is done before it ends.
+
+        A worker that is slow to get here (a loaded machine, a long pause) must not send on a
+        lease another worker may be about to take over: that worker would find no record at
+        the provider and send too.
+        """
+        half = timedelta(seconds=self.config.lease_seconds / 2)
+        return bool(self.clock() < row["lease_expires_at"] - half)
+
+    async def _release(self, row: RowMapping) -> None:
         now = self.clock()
         async with self.db.transaction() as connection:
-            decision = await enforce_at_dispatch(connection, row, now)
-            if not decision.allowed:
-                await record_dispatch_decision(connection, row, decision, now)
-        return decision.allowed
+            outbox = OutboxRepository(connection)
+            released = await outbox.update_if_status(
+                row["id"],
+                Status.SENDING,
+                status=Status.PENDING.value,
+                next_attempt_at=now,
+                attempt_count=row["attempt_count"] - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            if released:
+                await outbox.add_event(
+                    row["id"],
+                    "claim_released",
+                    now,
+                    from_status=Status.SENDING.value,
+                    to_status=Status.PENDING.value,
+                    data={"reason": "lease too old to send safely"},
+                )
+
+    async def _consent_cleared(self, rows: list[RowMapping]) -> list[RowMapping]:
+        """Consent checked again just before sending; the refused are set aside, not sent."""
+        if not rows:
+            return rows
+        now = self.clock()
+        cleared = []
+        async with self.db.transaction() as connection:
+            decisions = await enforce_at_dispatch_batch(connection, rows, now)
+            for row, decision in zip(rows, decisions, strict=True):
+                if decision.allowed:
+                    cleared.append(row)
+                else:
+                    await record_dispatch_decision(connection, row, decision, now)
+        return cleared
 
     def _request(self, row: RowMapping) -> SendRequest:
         callback = self.config.status_callback_url
@@ -271,7 +313,8 @@ class Dispatcher:
             )
             if not moved:
                 await _fill_provider_id(outbox, row["id"], sid)
-        if sid:
+            parked = sid is not None and await has_parked_updates(connection, sid)
+        if parked and sid:
             await apply_parked_updates(self.db, sid)
 
     async def _retry_or_fail(self, row: RowMapping, result: SendResult) -> None:
@@ -403,7 +446,6 @@ class Dispatcher:
             await self._accepted(row, accepted)
             return
         await self._retry_or_fail(row, SendResult(Outcome.RETRYABLE, error=_NOT_FOUND))
-
 
     async def _await_report(self, row: RowMapping) -> None:
         """A provider we cannot ask: wait for its delivery report, then give up as failed."""

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status, moves_forward
 from smsrelay.providers.base import ProviderError, SendResult
@@ -146,6 +147,16 @@ async def _park_unmatched(connection: Any, update: StatusUpdate) -> None:
             )
     except IntegrityError:
         return
+
+
+async def has_parked_updates(connection: AsyncConnection, provider_message_id: str) -> bool:
+    """True when a callback for `provider_message_id` arrived before its send was recorded."""
+    found = await connection.scalar(
+        select(unmatched_callbacks.c.id)
+        .where(unmatched_callbacks.c.provider_message_id == provider_message_id)
+        .limit(1)
+    )
+    return found is not None
 
 
 async def apply_parked_updates(db: Database, provider_message_id: str) -> int:

@@ -24,7 +24,7 @@ class Page:
 
 async def get_entry(db: Database, tenant_id: str, outbox_id: str) -> OutboxEntry:
     """One entry of this tenant with its events; another tenant's id is simply not found."""
-    async with db.transaction() as connection:
+    async with db.reading() as connection:
         outbox = OutboxRepository(connection)
         row = await outbox.get_row(outbox_id, tenant_id)
         if row is None:
@@ -42,7 +42,7 @@ async def list_entries(db: Database, query: OutboxFilter, cursor: str | None) ->
     if cursor:
         query = replace(query, before=decode_cursor(cursor))
     fetch = replace(query, limit=query.limit + 1)
-    async with db.transaction() as connection:
+    async with db.reading() as connection:
         rows = await OutboxRepository(connection).page(fetch)
     items = [to_entry(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from smsrelay.domain import phones, pricing
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smsrelay.domain import phones, pricing, senders
 from smsrelay.domain.ids import new_id
 from smsrelay.domain.messages import OutboxEntry
-from smsrelay.domain.segments import analyze
+from smsrelay.domain.segments import SegmentInfo, analyze
 from smsrelay.domain.status import Status
+from smsrelay.services import consent, idempotency
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository, to_entry
@@ -27,11 +31,21 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class SubmitPolicy:
-    """Deployment-wide rules for new messages."""
+    """Deployment-wide rules for new messages.
+
+    ``max_characters`` is Twilio's 1600-character limit (UTF-16 code units). ``max_segments`` is
+    an optional cost cap, off by default: 1600 GSM-7 characters are already 11 segments.
+    ``sender_rules`` and ``price_overrides`` default to the shipped tables; ``default_sender``
+    is the provider's configured sender, shown by previews.
+    """
 
     provider: str
     default_region: str | None = None
     max_characters: int = 1600
+    max_segments: int | None = None
+    sender_rules: senders.SenderRules | None = None
+    price_overrides: Mapping[pricing.PriceKey, pricing.Price] | None = None
+    default_sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +57,28 @@ class NewMessage:
     tags: list[str] = field(default_factory=list)
     custom_data: dict[str, Any] = field(default_factory=dict)
     template_key: str | None = None
+    override_suppression: bool = False
     scheduled_at: datetime | None = None
     validity_seconds: int | None = None
+    smart_encoding: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePlan:
+    """A validated message: where it goes, from whom, how it is encoded and what it costs."""
+
+    number: phones.PhoneNumber
+    segments: SegmentInfo
+    sender: senders.SenderChoice
+    price: pricing.Price
+
+    @property
+    def sender_id(self) -> str | None:
+        return None if self.sender.sender is None else self.sender.sender.value
+
+    @property
+    def total_cost(self) -> Decimal:
+        return pricing.total_cost(self.price, self.segments.segments)
 
 
 def _utcnow() -> datetime:
@@ -62,38 +96,60 @@ async def submit_message(
     now = clock()
     row = build_row(policy, principal, new, now)
     async with db.transaction() as connection:
-        outbox = OutboxRepository(connection)
-        await outbox.add(row)
-        await outbox.add_event(row["id"], "created", now, to_status=Status.PENDING.value)
-        stored = await outbox.get_row(row["id"])
-        events = await outbox.events(row["id"])
+        return await add_message(connection, row, now, new.override_suppression)
+
+
+async def add_message(
+    connection: AsyncConnection, row: dict[str, Any], now: datetime, override: bool = False
+) -> OutboxEntry:
+    """Check consent, then store a built row and its history in the caller's transaction.
+
+    A suppressed recipient's message is stored too (status `suppressed`, cost 0): every
+    request leaves a record. Quiet hours for marketing defer it instead.
+    """
+    verdict = await consent.enforce_at_submit(
+        connection,
+        row["tenant_id"],
+        row["recipient"],
+        row["category"],
+        override,
+        row["next_attempt_at"],
+    )
+    row.update(consent.verdict_columns(verdict))
+    outbox = OutboxRepository(connection)
+    await outbox.add(row)
+    await outbox.add_event(row["id"], "created", now, to_status=row["status"])
+    extra = consent.verdict_event(verdict)
+    if extra is not None:
+        kind, data = extra
+        await outbox.add_event(row["id"], kind, now, to_status=row["status"], data=data)
+    stored = await outbox.get_row(row["id"])
     assert stored is not None
-    return to_entry(stored, events)
+    return to_entry(stored, await outbox.events(row["id"]))
 
 
 def build_row(
     policy: SubmitPolicy, principal: Principal, new: NewMessage, now: datetime
 ) -> dict[str, Any]:
     """The outbox row for `new`, or `InvalidRequest` naming the field at fault."""
-    number = _number(new.to, policy.default_region)
-    body = _body(new.message, policy.max_characters)
-    segments = analyze(body)
-    price = pricing.price_for(policy.provider, number.region)
+    if new.override_suppression and new.category != "transactional":
+        raise InvalidRequest("overrideSuppression", "applies to transactional messages only")
+    plan = plan_message(policy, new)
     scheduled = _scheduled(new.scheduled_at, now)
     return {
         "id": new_id("sms"),
         "tenant_id": principal.tenant_id,
         "user_id": principal.key_id,
-        "recipient": number.e164,
-        "body": body,
-        "sender_id": new.sender_id,
+        "recipient": plan.number.e164,
+        "body": plan.segments.text,
+        "sender_id": plan.sender_id,
         "provider": policy.provider,
         "category": new.category,
-        "encoding": segments.encoding,
-        "segments": segments.segments,
-        "cost_per_unit": str(price.per_segment),
-        "total_cost": str(pricing.total_cost(price, segments.segments)),
-        "currency": price.currency,
+        "encoding": plan.segments.encoding,
+        "segments": plan.segments.segments,
+        "cost_per_unit": str(plan.price.per_segment),
+        "total_cost": str(plan.total_cost),
+        "currency": plan.price.currency,
         "status": Status.PENDING.value,
         "created_at": now,
         "updated_at": now,
@@ -109,6 +165,19 @@ def build_row(
     }
 
 
+def plan_message(policy: SubmitPolicy, new: NewMessage) -> MessagePlan:
+    """Validate `new` against `policy` (number, text, size, sender) and price it; writes nothing."""
+    number = _number(new.to, policy.default_region)
+    _check_text(new.message, policy.max_characters)
+    segments = analyze(new.message, smart_encoding=new.smart_encoding)
+    _check_text(segments.text, policy.max_characters)
+    _check_segments(segments, policy.max_segments)
+    rules = policy.sender_rules or senders.shipped_rules()
+    sender = _sender(new.sender_id, number.region, rules)
+    price = pricing.price_for(policy.provider, number.region, policy.price_overrides)
+    return MessagePlan(number=number, segments=segments, sender=sender, price=price)
+
+
 def _number(raw: str, default_region: str | None) -> phones.PhoneNumber:
     try:
         return phones.normalize(raw, default_region)
@@ -116,7 +185,7 @@ def _number(raw: str, default_region: str | None) -> phones.PhoneNumber:
         raise InvalidRequest("to", str(exc)) from None
 
 
-def _body(message: str, limit: int) -> str:
+def _check_text(message: str, limit: int) -> None:
     if not message.strip():
         raise InvalidRequest("message", "must not be empty")
     length = len(message.encode("utf-16-le")) // 2
@@ -126,7 +195,27 @@ def _body(message: str, limit: int) -> str:
             f"is {length} characters; the limit is {limit}. Shorten it or split it.",
             {"limit": limit, "length": length},
         )
-    return message
+
+
+def _check_segments(segments: SegmentInfo, limit: int | None) -> None:
+    if limit is None or segments.segments <= limit:
+        return
+    hint = " or remove the characters that force UCS-2" if segments.non_gsm_characters else ""
+    raise InvalidRequest(
+        "message",
+        f"is {segments.segments} segments ({segments.encoding}); the limit is {limit} segments. "
+        f"Shorten it{hint}.",
+        {"segmentLimit": limit, "segments": segments.segments, "encoding": segments.encoding},
+    )
+
+
+def _sender(
+    sender_id: str | None, region: str | None, rules: senders.SenderRules
+) -> senders.SenderChoice:
+    try:
+        return senders.choose_sender(sender_id, region, rules)
+    except senders.InvalidSender as exc:
+        raise InvalidRequest("senderId", str(exc)) from None
 
 
 def _scheduled(scheduled_at: datetime | None, now: datetime) -> datetime | None:
@@ -141,3 +230,23 @@ def _expiry(validity_seconds: int | None, start: datetime) -> datetime | None:
     if validity_seconds is None:
         return None
     return start + timedelta(seconds=validity_seconds)
+
+
+async def submit_once(
+    db: Database,
+    policy: SubmitPolicy,
+    principal: Principal,
+    new: NewMessage,
+    *,
+    key: str,
+    request_hash: str,
+    render: Callable[[OutboxEntry], dict[str, Any]],
+) -> idempotency.Answer:
+    """`submit_message` under an Idempotency-Key: a repeat replays the first answer."""
+    now = _utcnow()
+    row = build_row(policy, principal, new, now)  # invalid input fails before the key is taken
+
+    async def work(connection: AsyncConnection) -> tuple[int, dict[str, Any]]:
+        return 202, render(await add_message(connection, row, now, new.override_suppression))
+
+    return await idempotency.run_once(db, principal.tenant_id, key, request_hash, work)

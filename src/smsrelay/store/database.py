@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_READ_ONLY = "smsrelay_read_only"
 
 
 def async_url(url: str) -> str:
@@ -41,6 +43,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = make_url(async_url(url)).get_backend_name() == "sqlite"
+        # SQLite has one writer: queue this process's writers here instead of in SQLite's
+        # busy handler, which polls with sleeps of up to 100 ms.
+        self._writer = asyncio.Lock() if self.is_sqlite else None
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +64,21 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """One committed-or-rolled-back transaction."""
-        async with self.engine.begin() as connection:
+        """One committed-or-rolled-back transaction that may write."""
+        if self._writer is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        async with self._writer, self.engine.begin() as connection:
             yield connection
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction: on SQLite it takes no write lock and waits for no writer."""
+        async with self.engine.connect() as connection:
+            reader = await connection.execution_options(**{_READ_ONLY: True})
+            async with reader.begin():
+                yield reader
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration."""
@@ -94,4 +111,5 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

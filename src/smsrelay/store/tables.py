@@ -76,6 +76,9 @@ api_keys = Table(
     Column("name", String(200), nullable=False),
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS),
+    Column("scopes", String(64), nullable=False, server_default="send read admin"),
+    Column("expires_at", TS),
+    Column("last_used_at", TS),
 )
 
 messages = Table(
@@ -187,3 +190,83 @@ idempotency_keys = Table(
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS, nullable=False, index=True),
 )
+
+# --- Consent (migration 0003): ledger, suppressions, STOP holds, inbound messages, settings ---
+
+# Append-only evidence: database triggers refuse UPDATE and DELETE (see migration 0003).
+consent_records = Table(
+    "consent_records",
+    metadata,
+    Column("seq", SERIAL, primary_key=True, autoincrement=True),
+    Column("id", ID, nullable=False, unique=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("category", String(16)),
+    Column("source", String(200), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("consent_text", Text, nullable=False),
+    Column("ip", String(64)),
+    Column("user_agent", String(500)),
+    Column("occurred_at", TS, nullable=False),
+    Column("recorded_at", TS, nullable=False),
+    Column("recorded_by", String(64)),
+    Column("evidence", JSON, nullable=False),
+    Index("ix_consent_records_tenant_phone", "tenant_id", "phone", "seq"),
+    Index("ix_consent_records_tenant_recorded", "tenant_id", "recorded_at"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("phone", String(32), primary_key=True),
+    Column("reason", String(24), nullable=False),
+    Column("note", Text),
+    Column("source_ref", String(64)),
+    Column("created_at", TS, nullable=False),
+    Column("created_by", String(64)),
+    Index("ix_suppressions_tenant_created", "tenant_id", "created_at"),
+)
+
+# A STOP being processed: blocks sends at once while sends already in flight finish.
+opt_out_holds = Table(
+    "opt_out_holds",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("phone", String(32), primary_key=True),
+    Column("created_at", TS, nullable=False),
+)
+
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("provider_message_id", String(64), nullable=False, unique=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id")),
+    Column("from_phone", String(32), nullable=False),
+    Column("to_phone", String(32)),
+    Column("body", Text, nullable=False),
+    Column("keyword", String(16), nullable=False),
+    Column("opt_out_type", String(16)),
+    Column("reply", Text),
+    Column("received_at", TS, nullable=False),
+    Column("params", JSON, nullable=False),
+    Index("ix_inbound_messages_tenant_received", "tenant_id", "received_at", "id"),
+)
+
+tenant_settings = Table(
+    "tenant_settings",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("opt_out_reply", Text),
+    Column("opt_in_reply", Text),
+    Column("help_reply", Text),
+    Column("quiet_start", String(5)),
+    Column("quiet_end", String(5)),
+    Column("inbound_default", Integer, nullable=False, default=0),
+    Column("updated_at", TS, nullable=False),
+)
+
+# Which tenant last texted a number (inbound ownership) without knowing the tenant first.
+Index("ix_messages_recipient_created", messages.c.recipient, messages.c.created_at)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
 
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep
+from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
 from smsrelay.api.schemas import (
     ErrorOut,
     OutboxEntryOut,
@@ -16,17 +17,19 @@ from smsrelay.api.schemas import (
     SendSmsRequest,
     entry_out,
 )
+from smsrelay.domain.messages import OutboxEntry
 from smsrelay.domain.status import Status
+from smsrelay.services.idempotency import Answer, fingerprint
 from smsrelay.services.outbox_queries import get_entry, list_entries
 from smsrelay.services.resend import resend_message
-from smsrelay.services.submit import NewMessage, submit_message
+from smsrelay.services.submit import NewMessage, submit_message, submit_once
 from smsrelay.store.outbox import OutboxFilter
 
 router = APIRouter(prefix="/api/sms", tags=["sms"])
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 415, 422)
 }
-ERRORS_WITH_CONFLICT = {**ERRORS, 409: {"model": ErrorOut}}
+ERRORS_WITH_CONFLICT: dict[int | str, dict[str, object]] = {**ERRORS, 409: {"model": ErrorOut}}
 
 
 @router.post(
@@ -34,11 +37,17 @@ ERRORS_WITH_CONFLICT = {**ERRORS, 409: {"model": ErrorOut}}
     status_code=202,
     response_model=OutboxEntryOut,
     responses=ERRORS,
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, require_scope("send")],
 )
 async def send_sms(
-    body: SendSmsRequest, container: ContainerDep, principal: PrincipalDep
-) -> OutboxEntryOut:
+    body: SendSmsRequest,
+    container: ContainerDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", description="Replays the first answer for 24 h"),
+    ] = None,
+) -> JSONResponse:
     """Queue one SMS in the outbox; the dispatcher sends it shortly after."""
     new = NewMessage(
         to=body.to,
@@ -50,14 +59,39 @@ async def send_sms(
         template_key=body.template_key,
         scheduled_at=body.scheduled_at,
         validity_seconds=body.validity_seconds,
+        smart_encoding=body.smart_encoding,
+        override_suppression=body.override_suppression,
     )
-    entry = await submit_message(container.db, container.submit_policy, principal, new)
-    if container.dispatcher is not None:
+    policy = container.submit_policy
+    if idempotency_key is None:
+        entry = await submit_message(container.db, policy, principal, new)
+        answer = Answer(202, _render(entry), replayed=False)
+    else:
+        answer = await submit_once(
+            container.db,
+            policy,
+            principal,
+            new,
+            key=idempotency_key,
+            request_hash=fingerprint(body.model_dump(mode="json")),
+            render=_render,
+        )
+    if container.dispatcher is not None and not answer.replayed:
         container.dispatcher.wake()
-    return entry_out(entry, with_events=True)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-@router.get("/outbox", response_model=OutboxPageOut, responses=ERRORS)
+def _render(entry: OutboxEntry) -> dict[str, Any]:
+    return entry_out(entry, with_events=True).model_dump(mode="json", by_alias=True)
+
+
+@router.get(
+    "/outbox",
+    response_model=OutboxPageOut,
+    responses=ERRORS,
+    dependencies=[require_scope("read")],
+)
 async def list_outbox(
     container: ContainerDep,
     principal: PrincipalDep,
@@ -87,7 +121,7 @@ async def list_outbox(
     "/outbox/resend",
     response_model=OutboxEntryOut,
     responses=ERRORS_WITH_CONFLICT,
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, require_scope("send")],
 )
 async def resend(
     body: ResendRequest, container: ContainerDep, principal: PrincipalDep
@@ -101,7 +135,12 @@ async def resend(
     return entry_out(entry, with_events=True)
 
 
-@router.get("/outbox/{outbox_id}", response_model=OutboxEntryOut, responses=ERRORS)
+@router.get(
+    "/outbox/{outbox_id}",
+    response_model=OutboxEntryOut,
+    responses=ERRORS,
+    dependencies=[require_scope("read")],
+)
 async def get_outbox_entry(
     outbox_id: str, container: ContainerDep, principal: PrincipalDep
 ) -> OutboxEntryOut:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from types import TracebackType
 
 from aiohttp import web
@@ -97,11 +98,13 @@ def run_simulator(host: str, port: int, account_sid: str, auth_token: str) -> No
 
 
 async def serve(server: SimulatorServer, host: str, port: int) -> None:
-    """Start `server`, print the banner and serve until cancelled, then stop it."""
+    """Start `server`, print the banner and serve until cancelled or SIGTERM, then stop it."""
     base_url = await server.start(host, port)
     print(banner(base_url, server.config), flush=True)
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     try:
-        await asyncio.Event().wait()
+        await stopping.wait()
     finally:
         await server.stop()
 

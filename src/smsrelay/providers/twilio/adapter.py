@@ -15,6 +15,9 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import aiohttp
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
 
 from smsrelay.domain.status import Status
 from smsrelay.providers.base import (
@@ -27,9 +30,6 @@ from smsrelay.providers.base import (
 )
 from smsrelay.providers.twilio.error_codes import classify, more_info_url
 from smsrelay.providers.twilio.statuses import our_status
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.rest import Client
 
 CREDENTIAL_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 SENDER_SETTINGS = ("TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM_PHONE_NUMBER")
