@@ -255,18 +255,21 @@ async def _drive(
 ) -> None:
     deadline = time.monotonic() + config.deadline_seconds
     next_kill = time.monotonic() + config.kill_every_seconds
+    poll = max(0.5, config.messages / 50_000)  # reading every status costs more as it grows
+    next_report = 0.0
     while time.monotonic() < deadline:
         counts = await watch.observe()
         final = sum(counts[s] for s in FINAL)
-        if progress:
+        if progress and time.monotonic() >= next_report:
             print(f"  {dict(counts)} killed={fleet.killed}", file=sys.stderr, flush=True)
+            next_report = time.monotonic() + 10
         if final == config.messages and fleet.killed >= config.kills:
             return
         if fleet.killed < config.kills and time.monotonic() >= next_kill:
             fleet.kill_one(rng)
             fleet.start_worker()
             next_kill = time.monotonic() + config.kill_every_seconds
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(poll)
 
 
 def _result(
