@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from smsrelay.cli_consent import consents_app
+from smsrelay.cli_keys import keys_app
 from smsrelay.cli_preview import preview
 from smsrelay.config import Settings, SettingsError, load_settings
 from smsrelay.logs import configure_logging
@@ -25,6 +26,7 @@ tenants_app = typer.Typer(help="Manage tenants and their API keys.", no_args_is_
 app.add_typer(tenants_app, name="tenants")
 app.command()(preview)
 app.add_typer(consents_app, name="consents")
+app.add_typer(keys_app, name="keys")
 
 T = TypeVar("T")
 

@@ -9,12 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from smsrelay.api.app import create_app
-from smsrelay.api.routes import keys as keys_routes
 from smsrelay.bootstrap import bootstrap
 from smsrelay.cli import app as cli_app
 from smsrelay.cli_keys import keys_app, parse_expiry
@@ -27,20 +25,13 @@ from tests.integration.conftest import Api
 SEND = {"to": "+15005550006", "message": "Hello"}
 
 
-def with_key_routes(app: FastAPI) -> FastAPI:
-    """Mount `/api/keys` unless `create_app` already does (it is registered in api/app.py)."""
-    if not any(getattr(route, "path", "").startswith("/api/keys") for route in app.routes):
-        app.include_router(keys_routes.router)
-    return app
-
-
 @pytest.fixture
 async def keys_api(database_url: str, db: Database) -> AsyncIterator[Api]:
     """The in-process app (with the key routes) and one tenant whose first key has every scope."""
     settings = load_settings(database_url=database_url, public_url="http://testserver")
     container = bootstrap(settings)
     await container.start(dispatch=False)
-    app = with_key_routes(create_app(container, manage=False))
+    app = create_app(container, manage=False)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5555))
     client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
     tenant = await create_tenant(container.db, "acme")
@@ -184,9 +175,11 @@ async def test_use_is_recorded_as_last_used(keys_api: Api) -> None:
 
 
 async def test_revoking_an_impossible_key_id_is_404(keys_api: Api) -> None:
-    for key_id in ("a%00b", "key_" + "0" * 60, "key_unknown"):
+    for key_id in ("key_" + "0" * 60, "key_unknown"):
         response = await keys_api.client.delete(f"/api/keys/{key_id}", headers=keys_api.auth())
         _error(response, 404)
+    nul = await keys_api.client.delete("/api/keys/a%00b", headers=keys_api.auth())
+    _error(nul, 422)
 
 
 @pytest.mark.parametrize(

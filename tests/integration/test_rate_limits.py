@@ -54,7 +54,7 @@ async def shared_redis() -> AsyncIterator[redis.Redis]:
         await client.ping()
     except RedisConnectionError:
         await client.aclose()
-        pytest.skip(f"no Redis at {REDIS_URL} (set SMSRELAY_TEST_REDIS_URL)")
+        pytest.fail(f"no Redis at {REDIS_URL}: start it, or set SMSRELAY_TEST_REDIS_URL")
     await _clear(client)
     yield client
     await _clear(client)

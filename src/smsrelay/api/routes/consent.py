@@ -24,7 +24,7 @@ from smsrelay.api.consent_schemas import (
     settings_out,
     suppression_out,
 )
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep
+from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
 from smsrelay.api.errors import error_response
 from smsrelay.api.routes.webhooks import public_url
 from smsrelay.api.schemas import ErrorOut
@@ -34,6 +34,8 @@ from smsrelay.providers.twilio.signature import is_valid_signature
 from smsrelay.services import consent, inbound
 
 router = APIRouter(tags=["consent"])
+READ = require_scope("read")
+WRITE = require_scope("send")
 log = get_logger("smsrelay.webhooks")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 415, 422)
@@ -49,7 +51,7 @@ TWIML_MEDIA_TYPE = "text/xml"
     status_code=201,
     response_model=ConsentRecordOut,
     responses=ERRORS,
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WRITE],
 )
 async def create_consent(
     body: ConsentIn, container: ContainerDep, principal: PrincipalDep
@@ -62,7 +64,9 @@ async def create_consent(
     return record_out(record)
 
 
-@router.get("/api/consents", response_model=ConsentHistoryOut, responses=ERRORS)
+@router.get(
+    "/api/consents", response_model=ConsentHistoryOut, responses=ERRORS, dependencies=[READ]
+)
 async def get_consents(
     phone: Annotated[str, Query(min_length=1, max_length=40)],
     container: ContainerDep,
@@ -73,7 +77,9 @@ async def get_consents(
     return history_out(state)
 
 
-@router.get("/api/suppressions", response_model=SuppressionPageOut, responses=ERRORS)
+@router.get(
+    "/api/suppressions", response_model=SuppressionPageOut, responses=ERRORS, dependencies=[READ]
+)
 async def list_suppressions(
     container: ContainerDep,
     principal: PrincipalDep,
@@ -93,7 +99,7 @@ async def list_suppressions(
     status_code=201,
     response_model=SuppressionOut,
     responses=ERRORS,
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WRITE],
 )
 async def add_suppression(
     body: SuppressionIn, response: Response, container: ContainerDep, principal: PrincipalDep
@@ -113,7 +119,7 @@ async def add_suppression(
     return suppression_out(row)
 
 
-@router.delete("/api/suppressions/{phone}", status_code=204, responses=ERRORS)
+@router.delete("/api/suppressions/{phone}", status_code=204, responses=ERRORS, dependencies=[WRITE])
 async def remove_suppression(
     phone: str, container: ContainerDep, principal: PrincipalDep
 ) -> Response:
@@ -122,7 +128,7 @@ async def remove_suppression(
     return Response(status_code=204)
 
 
-@router.get("/api/sms/inbox", response_model=InboxPageOut, responses=ERRORS)
+@router.get("/api/sms/inbox", response_model=InboxPageOut, responses=ERRORS, dependencies=[READ])
 async def list_inbox(
     container: ContainerDep,
     principal: PrincipalDep,
@@ -137,7 +143,12 @@ async def list_inbox(
     return InboxPageOut(items=[inbound_out(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/api/consent-settings", response_model=ConsentSettingsOut, responses=ERRORS)
+@router.get(
+    "/api/consent-settings",
+    response_model=ConsentSettingsOut,
+    responses=ERRORS,
+    dependencies=[READ],
+)
 async def get_settings(container: ContainerDep, principal: PrincipalDep) -> ConsentSettingsOut:
     """Keyword replies and sending hours in force for this tenant."""
     return settings_out(await inbound.get_consent_settings(container.db, principal.tenant_id))
@@ -147,7 +158,7 @@ async def get_settings(container: ContainerDep, principal: PrincipalDep) -> Cons
     "/api/consent-settings",
     response_model=ConsentSettingsOut,
     responses=ERRORS,
-    dependencies=[JsonBody],
+    dependencies=[JsonBody, WRITE],
 )
 async def put_settings(
     body: ConsentSettingsIn, container: ContainerDep, principal: PrincipalDep

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep
+from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
 from smsrelay.api.preview_schemas import PreviewOut, PreviewRequest, consent_out, preview_out
 from smsrelay.api.routes.sms import ERRORS
 from smsrelay.services.preview import consent_decision, preview_message
@@ -13,7 +13,12 @@ from smsrelay.services.submit import NewMessage
 router = APIRouter(prefix="/api/sms", tags=["sms"])
 
 
-@router.post("/preview", response_model=PreviewOut, responses=ERRORS, dependencies=[JsonBody])
+@router.post(
+    "/preview",
+    response_model=PreviewOut,
+    responses=ERRORS,
+    dependencies=[JsonBody, require_scope("send")],
+)
 async def preview_sms(
     body: PreviewRequest, container: ContainerDep, principal: PrincipalDep
 ) -> PreviewOut:

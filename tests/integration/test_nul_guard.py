@@ -1,0 +1,37 @@
+"""A NUL character anywhere in a request is a 422 naming it, never a 500, nothing stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import Api
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("post", "/api/sms/send", {"json": {"to": "+15005550006", "message": "a\x00b"}}),
+        (
+            "post",
+            "/api/sms/send",
+            {"json": {"to": "+15005550006", "message": "hi", "tags": ["x\x00"]}},
+        ),
+        ("get", "/api/sms/outbox?tag=a%00b", {}),
+        ("get", "/api/sms/outbox/a%00b", {}),
+        ("post", "/api/sms/outbox/resend", {"json": {"outboxId": "a\x00b"}}),
+        ("post", "/api/webhooks/twilio/status", {"data": {"MessageSid": "SM\x00"}}),
+    ],
+)
+async def test_nul_is_refused_with_422(
+    api: Api, method: str, path: str, kwargs: dict[str, object]
+) -> None:
+    response = await getattr(api.client, method)(path, headers=api.auth(), **kwargs)
+    assert response.status_code == 422, response.text
+    assert "NUL" in response.json()["error"]["message"]
+    listing = await api.client.get("/api/sms/outbox", headers=api.auth())
+    assert listing.json()["items"] == []
+
+
+async def test_percent_signs_in_json_text_are_fine(api: Api) -> None:
+    response = await api.send(to="+15005550006", message="Save 100%00 today")
+    assert response.status_code == 202
