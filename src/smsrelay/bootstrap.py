@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from smsrelay.config import Settings
 from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
 from smsrelay.dispatch.retry import RetryPolicy
+from smsrelay.domain import routing
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Provider, ProviderConfigError
-from smsrelay.providers.registry import ProviderSetup, build_provider
+from smsrelay.providers.registry import ProviderSetup, build_provider, configured_providers
 from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
@@ -27,6 +28,7 @@ class Container:
     db: Database
     provider_name: str
     setup: ProviderSetup | None = None
+    routed_setups: dict[str, ProviderSetup] = field(default_factory=dict)
     dispatcher: Dispatcher | None = None
     test_sms_limiter: RateLimiter | None = None
     api_key_limiter: RateLimiter | None = None
@@ -39,8 +41,19 @@ class Container:
         return self.setup.provider
 
     @property
+    def providers(self) -> dict[str, Provider]:
+        """Every provider messages may be routed to, by name (the main one first)."""
+        return {self.provider_name: self.provider} | {
+            name: setup.provider for name, setup in self.routed_setups.items()
+        }
+
+    @property
     def webhook_auth_tokens(self) -> list[str]:
-        return [] if self.setup is None else list(self.setup.webhook_auth_tokens)
+        return [token for setup in self._setups() for token in setup.webhook_auth_tokens]
+
+    def _setups(self) -> list[ProviderSetup]:
+        main = [] if self.setup is None else [self.setup]
+        return main + list(self.routed_setups.values())
 
     @property
     def submit_policy(self) -> SubmitPolicy:
@@ -51,9 +64,20 @@ class Container:
         if migrate if migrate is not None else self.db.is_sqlite:
             await self.db.migrate()
         self.setup = await start_provider(self.settings, self.provider_name)
+        await self._start_routed_providers()
         self.dispatcher = build_dispatcher(self)
         if dispatch:
             self._tasks.append(asyncio.create_task(self.dispatcher.run()))
+
+    async def _start_routed_providers(self) -> None:
+        """The providers that routes name besides the main one; none left running on failure."""
+        try:
+            for name in set(self.submit_policy.routes.values()) - {self.provider_name}:
+                self.routed_setups[name] = await start_provider(self.settings, name)
+        except BaseException:
+            for setup in self._setups():
+                await setup.close()
+            raise
 
     async def stop(self) -> None:
         if self.dispatcher is not None:
@@ -61,8 +85,8 @@ class Container:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
-        if self.setup is not None:
-            await self.setup.close()
+        for setup in self._setups():
+            await setup.close()
         for limiter in (self.test_sms_limiter, self.api_key_limiter):
             if limiter is not None:
                 await limiter.close()
@@ -73,6 +97,7 @@ def submit_policy(settings: Settings) -> SubmitPolicy:
     """The rules every new message is checked against, from settings."""
     return SubmitPolicy(
         provider=settings.effective_provider,
+        routes=routing.routes_for(configured_providers(settings)),
         default_region=settings.default_region,
         max_characters=settings.max_message_chars,
         max_segments=settings.max_message_segments,
@@ -120,7 +145,7 @@ def build_dispatcher(container: Container) -> Dispatcher:
     )
     return Dispatcher(
         container.db,
-        {container.provider_name: container.provider},
+        container.providers,
         config=config,
         policy=RetryPolicy(max_attempts=settings.max_attempts),
     )

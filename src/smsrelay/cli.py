@@ -27,6 +27,8 @@ app.add_typer(tenants_app, name="tenants")
 app.command()(preview)
 app.add_typer(consents_app, name="consents")
 app.add_typer(keys_app, name="keys")
+secrets_app = typer.Typer(help="Keys for secrets stored encrypted.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 
 T = TypeVar("T")
 
@@ -74,7 +76,10 @@ def serve(
         err=True,
     )
     api = create_app(container, dispatch=not no_dispatcher)
-    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+    # No proxy headers: behind a proxy, X-Forwarded-For from a client would defeat per-IP limits.
+    uvicorn.run(
+        api, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
+    )
 
 
 async def _check_provider(container: Any) -> None:
@@ -99,10 +104,11 @@ def worker() -> None:
         await container.start(dispatch=False)
         assert container.dispatcher is not None
         loop = asyncio.get_running_loop()
+        dispatcher = container.dispatcher
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(container.stop()))
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(dispatcher.stop()))
         try:
-            await container.dispatcher.run()
+            await dispatcher.run()  # returns once stopped and every send in flight is recorded
         finally:
             await container.stop()
 
@@ -191,6 +197,14 @@ def tenants_list() -> None:
 
     for row in _run(main):
         typer.echo(json.dumps(row))
+
+
+@secrets_app.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new Fernet key for SMSRELAY_SECRET_KEYS (put it first to encrypt with it)."""
+    from smsrelay.services.secrets import generate_key
+
+    typer.echo(generate_key())
 
 
 def main() -> None:

@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, Annotated, Any
 
 import typer
 
-from smsrelay.config import SettingsError, load_settings
+from smsrelay.cli_database import fail, with_database
 from smsrelay.services.consent import ConsentInput, check_consent, export_consents, record_consents
 from smsrelay.services.errors import ServiceError
 from smsrelay.services.inbound import set_default_inbound_tenant
-from smsrelay.store.database import Database
 
 consents_app = typer.Typer(
     help="Consent evidence: export the ledger as CSV, import consents from CSV.",
     no_args_is_help=True,
-)
-T = TypeVar("T")
-
-# Export columns, in order: everything a dispute needs about one record.
-EXPORT_COLUMNS = (
-    "consent_id",
-    "tenant_id",
-    "phone",
-    "status",
-    "category",
-    "source",
-    "method",
-    "consent_text",
-    "ip",
-    "user_agent",
-    "occurred_at",
-    "recorded_at",
-    "recorded_by",
-    "evidence",
 )
 # Import columns: phone, status, source and consent_text are required; method defaults to import.
 IMPORT_COLUMNS = (
@@ -54,34 +33,17 @@ IMPORT_COLUMNS = (
     "user_agent",
     "occurred_at",
 )
+# Export columns, in order: everything a dispute needs about one record. They hold all the
+# import columns, so an export can be imported elsewhere.
+EXPORT_COLUMNS = (
+    "consent_id",
+    "tenant_id",
+    *IMPORT_COLUMNS,
+    "recorded_at",
+    "recorded_by",
+    "evidence",
+)
 Tenant = Annotated[str, typer.Option("--tenant", help="The tenant id (smsrelay tenants list).")]
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    return typer.Exit(2)
-
-
-def _with_database(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` on the configured database (migrated first when it is SQLite)."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise _fail(str(exc)) from None
-
-    async def main() -> T:
-        db = Database(settings.database_url)
-        try:
-            if db.is_sqlite:
-                await db.migrate()
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ServiceError as exc:
-        raise _fail(exc.message) from None
 
 
 def _moment(raw: str | None, name: str) -> datetime | None:
@@ -92,9 +54,9 @@ def _moment(raw: str | None, name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise _fail(f"{name} must be ISO 8601, e.g. 2026-01-01T00:00:00Z") from None
+        raise fail(f"{name} must be ISO 8601, e.g. 2026-01-01T00:00:00Z") from None
     if moment.tzinfo is None:
-        raise _fail(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
+        raise fail(f"{name} needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
     return moment
 
 
@@ -109,9 +71,9 @@ def export(
 ) -> None:
     """Write consent records as CSV evidence, oldest first."""
     if not phone and not since:
-        raise _fail("give --phone or --since (or both)")
+        raise fail("give --phone or --since (or both)")
     moment = _moment(since, "--since")
-    rows = _with_database(lambda db: export_consents(db, tenant, phone, moment))
+    rows = with_database(lambda db: export_consents(db, tenant, phone, moment))
     if output is None:
         _write_csv(sys.stdout, rows)
     else:
@@ -149,15 +111,15 @@ def import_(
     now = datetime.now(UTC)
     problems = _problems(entries, now)
     if problems:
-        raise _fail("nothing imported:\n" + "\n".join(problems))
-    records = _with_database(lambda db: record_consents(db, tenant, "cli:import", entries, now))
+        raise fail("nothing imported:\n" + "\n".join(problems))
+    records = with_database(lambda db: record_consents(db, tenant, "cli:import", entries, now))
     typer.echo(f"{len(records)} consent records imported", err=True)
 
 
 def _entries(reader: csv.DictReader[str]) -> list[ConsentInput]:
     missing = {"phone", "status", "source", "consent_text"} - set(reader.fieldnames or ())
     if missing:
-        raise _fail(f"the header lacks {', '.join(sorted(missing))}; columns: {IMPORT_COLUMNS}")
+        raise fail(f"the header lacks {', '.join(sorted(missing))}; columns: {IMPORT_COLUMNS}")
     return [_entry(row) for row in reader]
 
 
@@ -199,5 +161,5 @@ def default_tenant(
     tenant_id: Annotated[str, typer.Argument(help="Owns inbound SMS no tenant has texted.")],
 ) -> None:
     """Make a tenant the owner of inbound messages from numbers no tenant has texted."""
-    _with_database(lambda db: set_default_inbound_tenant(db, tenant_id))
+    with_database(lambda db: set_default_inbound_tenant(db, tenant_id))
     typer.echo(f"inbound default tenant: {tenant_id}", err=True)

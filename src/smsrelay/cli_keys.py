@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -11,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from smsrelay.config import SettingsError, load_settings
+from smsrelay.cli_database import with_database
 from smsrelay.services.errors import InvalidRequest, NotFound
 from smsrelay.services.tenants import (
     DEFAULT_SCOPES,
@@ -36,7 +35,10 @@ def parse_expiry(text: str, now: datetime) -> datetime:
     duration = _DURATION.fullmatch(text.strip().lower())
     if duration:
         amount, unit = duration.groups()
-        return now + timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return now + timedelta(**{_UNITS[unit]: int(amount)})
+        except OverflowError:
+            raise typer.BadParameter(f"{text!r} is too far in the future") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -47,27 +49,8 @@ def parse_expiry(text: str, now: datetime) -> datetime:
 
 
 def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `action` on the configured database (migrated first when it is SQLite)."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
-
-    async def main() -> T:
-        db = Database(settings.database_url)
-        try:
-            if db.is_sqlite:
-                await db.migrate()
-            return await action(db)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except (InvalidRequest, NotFound) as exc:
-        typer.secho(f"error: {exc.message}", fg="red", err=True)
-        raise typer.Exit(1) from None
+    """Run `action` on the configured database; an unknown id or a wrong value exits 1."""
+    return with_database(action, refused=(InvalidRequest, NotFound), refused_exit_code=1)
 
 
 def key_json(info: KeyInfo) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import limits
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,14 @@ class Settings(BaseSettings):
     twilio_status_callback_url: str | None = Field(default=None, alias="TWILIO_STATUS_CALLBACK_URL")
     twilio_api_base_url: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE_URL")
 
+    msg91_auth_key: SecretStr | None = Field(default=None, alias="MSG91_AUTH_KEY")
+    msg91_sender_id: str | None = Field(default=None, alias="MSG91_SENDER_ID")
+    msg91_dlt_entity_id: str | None = Field(default=None, alias="MSG91_DLT_ENTITY_ID")
+    msg91_template_id: str | None = Field(default=None, alias="MSG91_TEMPLATE_ID")
+    msg91_api_base_url: str = Field(default="https://control.msg91.com", alias="MSG91_API_BASE_URL")
+    # MSG91 does not sign its delivery reports: the webhook URL carries this secret instead.
+    msg91_webhook_token: SecretStr | None = None
+
     smtp_url: str | None = Field(default=None, alias="SMTP_URL")
 
     @field_validator("database_url")
@@ -75,7 +84,28 @@ class Settings(BaseSettings):
             raise ValueError("must be a rate such as 3/5minute") from None
         return value
 
-    @field_validator("public_url", "twilio_api_base_url")
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be an ISO 3166 region code such as US, GB or IN")
+        return region
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        if value is not None:
+            from smsrelay.services.secrets import SecretBox  # checks each key's format
+
+            SecretBox(value)
+        return value
+
+    @field_validator("public_url", "twilio_api_base_url", "msg91_api_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -91,6 +121,18 @@ class Settings(BaseSettings):
         if self.env == "production" or has_twilio:
             return "twilio"
         return "simulator"
+
+    @property
+    def msg91_configured(self) -> bool:
+        """True when every MSG91 setting a send needs is present (not yet checked for shape)."""
+        return all(
+            (
+                self.msg91_auth_key,
+                self.msg91_sender_id,
+                self.msg91_dlt_entity_id,
+                self.msg91_template_id,
+            )
+        )
 
     @property
     def is_development(self) -> bool:

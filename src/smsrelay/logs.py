@@ -52,6 +52,10 @@ def _mask_value(key: str, value: Any) -> Any:
         return mask_phone(value) if normalized in _PHONE_KEYS else mask_text(value)
     if isinstance(value, dict):
         return {k: _mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_value(key, item) for item in value]
+    if isinstance(value, BaseException):
+        return mask_text(repr(value))
     return value
 
 
@@ -71,6 +75,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,  # tracebacks become text, then get masked
             mask_event,
             renderer,
         ],

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
+from smsrelay.api.app import create_app
 from smsrelay.services.tenants import revoke_key
 from smsrelay.store.outbox import OutboxRepository
 from tests.integration.conftest import Api
@@ -168,3 +170,75 @@ async def test_other_tenants_entry_is_404(api: Api) -> None:
     assert response.status_code == 404
     listing = await api.client.get("/api/sms/outbox", headers=api.auth(other.api_key))
     assert listing.json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"to": "+15005550006", "message": "lone \\ud800"}', "message"),
+        (b'{"to": "+15005550006", "message": "x", "customData": {"k": "\\ud800"}}', "customData"),
+        (b'{"to": "+15005550006", "message": "x", "customData": {"k": NaN}}', "customData"),
+        (b'{"to": "+15005550006", "message": "x", "customData": {"k": 1e400}}', "customData"),
+        (
+            b'{"to": "+15005550006", "message": "x", "customData": {"k": "' + b"a" * 9000 + b'"}}',
+            "customData",
+        ),
+        (
+            b'{"to": "+15005550006", "message": "x", "scheduledAt": "9999-12-31T23:59:59+00:00"}',
+            "scheduledAt",
+        ),
+        (
+            b'{"to": "+15005550006", "message": "x", "scheduledAt": "0001-01-01T00:00:00+14:00"}',
+            "scheduledAt",
+        ),
+    ],
+)
+async def test_unstorable_values_are_422_and_nothing_is_stored(
+    api: Api, raw: bytes, field: str
+) -> None:
+    response = await api.client.post(
+        "/api/sms/send", content=raw, headers={**api.auth(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert field in _error(response)["message"]
+    assert await _outbox_size(api) == 0
+
+
+async def test_a_body_over_one_mebibyte_is_413(api: Api) -> None:
+    response = await api.client.post(
+        "/api/sms/send",
+        content=b'{"to": "' + b"1" * (1024 * 1024) + b'"}',
+        headers={**api.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert _error(response)["code"] == "body_too_large"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "createdFrom=0001-01-01T00:00:00%2B14:00",
+        "createdTo=9999-12-31T23:59:59-14:00",
+        # cursors this API never returns: no UTC offset, or no id
+        "cursor=MjAyNi0xMS0yMlQwNjoyNToxNnxzbXNfeA",
+        "cursor=MjAyNi0xMS0yMlQwNjoyNToxNiswMDowMHw",
+    ],
+)
+async def test_out_of_range_list_queries_are_422(api: Api, query: str) -> None:
+    response = await api.client.get(f"/api/sms/outbox?{query}", headers=api.auth())
+    assert response.status_code == 422, response.text
+    _error(response)
+
+
+async def test_an_unexpected_error_is_a_json_500_without_details(api: Api) -> None:
+    async def broken() -> None:
+        raise RuntimeError("boom with +14155552671")
+
+    app = create_app(api.container, manage=False)
+    app.add_api_route("/boom", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    error = _error(response)
+    assert error["code"] == "internal_error" and "boom" not in error["message"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,8 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from smsrelay.cli_consent import consents_app
-from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
 from smsrelay.domain.status import Status
 from smsrelay.providers.base import Outcome, ProviderError, SendResult
-from smsrelay.providers.fake import FakeProvider
 from smsrelay.services.consent import (
     ConsentInput,
     enforce_at_submit,
@@ -30,13 +26,13 @@ from smsrelay.services.consent import (
     verdict_event,
 )
 from smsrelay.services.errors import InvalidRequest
-from smsrelay.services.submit import NewMessage, Principal, SubmitPolicy, submit_message
 from smsrelay.services.tenants import create_tenant
 from smsrelay.store.consent import ConsentLedger
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
 from smsrelay.store.tables import consent_records
 from tests.integration.conftest import Api
+from tests.integration.world import Clock, World
 
 PHONE = "+12125550100"  # New York
 CONSENT: dict[str, Any] = {
@@ -222,37 +218,12 @@ async def test_settings_default_and_change(api: Api) -> None:
 # --- enforcement at submit and at dispatch -----------------------------------------------------
 
 
-@dataclass
-class Clock:
-    now: datetime = field(default_factory=lambda: utc(2026, 7, 1, 16))  # noon in New York
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class World:
-    db: Database
-    provider: FakeProvider
-    clock: Clock
-    principal: Principal
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        return Dispatcher(
-            self.db, {"fake": self.provider}, clock=self.clock, name="w1", config=DispatchConfig()
-        )
-
-    async def submit(self, category: str = "transactional", to: str = PHONE) -> str:
-        new = NewMessage(to=to, message="Hello", category=category)
-        entry = await submit_message(
-            self.db, SubmitPolicy(provider="fake"), self.principal, new, clock=self.clock
-        )
-        return entry.outbox_id
+class ConsentWorld(World):
+    """The dispatcher's world, where the number can also be opted in as a web form would."""
 
     async def opt_in(self, status: str = "opted_in", category: str | None = "marketing") -> None:
         entry = ConsentInput(
-            phone=PHONE,
+            phone=self.phone,
             status=status,
             category=category,
             source="https://acme.example/signup",
@@ -261,27 +232,16 @@ class World:
         )
         await record_consents(self.db, self.principal.tenant_id, None, [entry], self.clock())
 
-    async def row(self, outbox_id: str) -> dict[str, Any]:
-        async with self.db.transaction() as connection:
-            row = await OutboxRepository(connection).get_row(outbox_id)
-        assert row is not None
-        return dict(row)
-
-    async def kinds(self, outbox_id: str) -> list[str]:
-        async with self.db.transaction() as connection:
-            return [e.kind for e in await OutboxRepository(connection).events(outbox_id)]
-
 
 @pytest.fixture
-async def world(db: Database) -> AsyncIterator[World]:
-    tenant = await create_tenant(db, "acme")
-    yield World(db, FakeProvider(name="fake"), Clock(), Principal(tenant.tenant_id, tenant.key_id))
+async def world(db: Database) -> ConsentWorld:
+    return await ConsentWorld.create(db, Clock(utc(2026, 7, 1, 16)), phone=PHONE)  # NY noon
 
 
-async def test_a_suppression_after_submit_stops_the_send_at_dispatch(world: World) -> None:
+async def test_a_suppression_after_submit_stops_the_send_at_dispatch(world: ConsentWorld) -> None:
     outbox_id = await world.submit()
     await suppress(world.db, world.principal.tenant_id, PHONE, "manual", None, world.clock())
-    await world.dispatcher.process_all()
+    await world.dispatcher().process_all()
     row = await world.row(outbox_id)
     assert row["status"] == "suppressed" and row["total_cost"] == "0"
     assert row["error_code"] == "opted_out" and "opted out" in row["error_message"]
@@ -289,23 +249,23 @@ async def test_a_suppression_after_submit_stops_the_send_at_dispatch(world: Worl
     assert world.provider.requests == []
 
 
-async def test_marketing_needs_an_opt_in(world: World) -> None:
-    refused = await world.submit("marketing")
-    await world.dispatcher.process_all()
+async def test_marketing_needs_an_opt_in(world: ConsentWorld) -> None:
+    refused = await world.submit(category="marketing")
+    await world.dispatcher().process_all()
     row = await world.row(refused)
     assert row["status"] == "suppressed" and row["error_code"] == "no_marketing_consent"
     await world.opt_in()
-    allowed = await world.submit("marketing")
-    await world.dispatcher.process_all()
+    allowed = await world.submit(category="marketing")
+    await world.dispatcher().process_all()
     assert (await world.row(allowed))["status"] == "sent"
     assert len(world.provider.requests) == 1
 
 
-async def test_a_marketing_opt_out_stops_marketing_only(world: World) -> None:
+async def test_a_marketing_opt_out_stops_marketing_only(world: ConsentWorld) -> None:
     await world.opt_in()
     await world.opt_in(status="opted_out")
-    marketing, transactional = await world.submit("marketing"), await world.submit()
-    await world.dispatcher.process_all()
+    marketing, transactional = await world.submit(category="marketing"), await world.submit()
+    await world.dispatcher().process_all()
     assert (await world.row(marketing))["error_code"] == "marketing_opted_out"
     assert (await world.row(transactional))["status"] == "sent"
 
@@ -319,13 +279,13 @@ async def test_a_marketing_opt_out_stops_marketing_only(world: World) -> None:
     ],
 )
 async def test_quiet_hours_defer_marketing_to_the_morning(
-    world: World, night: datetime, morning: datetime
+    world: ConsentWorld, night: datetime, morning: datetime
 ) -> None:
     world.clock.now = night - timedelta(days=1)
     await world.opt_in()
     world.clock.now = night
-    marketing, transactional = await world.submit("marketing"), await world.submit()
-    dispatcher = world.dispatcher
+    marketing, transactional = await world.submit(category="marketing"), await world.submit()
+    dispatcher = world.dispatcher()
     await dispatcher.process_all()
     deferred = await world.row(marketing)
     assert deferred["status"] == "pending" and deferred["next_attempt_at"] == morning
@@ -341,14 +301,14 @@ async def test_quiet_hours_defer_marketing_to_the_morning(
     assert [r.to for r in world.provider.requests] == [PHONE, PHONE]
 
 
-async def test_provider_21610_suppresses_the_number(world: World) -> None:
+async def test_provider_21610_suppresses_the_number(world: ConsentWorld) -> None:
     error = ProviderError(message="unsubscribed", code=21610)
     world.provider.then(SendResult(Outcome.OPTED_OUT, error=error))
     failed = await world.submit()
-    await world.dispatcher.process_all()
+    await world.dispatcher().process_all()
     assert (await world.row(failed))["status"] == "failed"
     later = await world.submit()
-    await world.dispatcher.process_all()
+    await world.dispatcher().process_all()
     row = await world.row(later)
     assert row["status"] == "suppressed" and row["error_details"]["reason"] == "opted_out"
     async with world.db.transaction() as connection:
@@ -359,20 +319,20 @@ async def test_provider_21610_suppresses_the_number(world: World) -> None:
     assert len(world.provider.requests) == 1
 
 
-async def test_an_override_recorded_at_submit_is_honoured_at_dispatch(world: World) -> None:
+async def test_an_override_recorded_at_submit_is_honoured_at_dispatch(world: ConsentWorld) -> None:
     forced, plain = await world.submit(), await world.submit()
     await suppress(world.db, world.principal.tenant_id, PHONE, "keyword", None, world.clock())
     async with world.db.transaction() as connection:  # what submit records for an override
         await OutboxRepository(connection).add_event(
             forced, "consent_override", world.clock(), data={"reason": "opted_out"}
         )
-    await world.dispatcher.process_all()
+    await world.dispatcher().process_all()
     assert (await world.row(forced))["status"] == "sent"
     assert (await world.row(plain))["status"] == "suppressed"
     assert [r.idempotency_key for r in world.provider.requests] == [forced]
 
 
-async def test_submit_time_verdicts(world: World) -> None:
+async def test_submit_time_verdicts(world: ConsentWorld) -> None:
     tenant, now = world.principal.tenant_id, world.clock()
     async with world.db.transaction() as connection:
         clear = await enforce_at_submit(connection, tenant, PHONE, "transactional", False, now)
@@ -403,7 +363,7 @@ async def _cli(database_url: str, *args: str) -> Any:
 
 
 async def test_consents_export_and_import_as_csv(
-    world: World, database_url: str, tmp_path: Path
+    world: ConsentWorld, database_url: str, tmp_path: Path
 ) -> None:
     tenant = world.principal.tenant_id
     await world.opt_in()
@@ -431,7 +391,7 @@ async def test_consents_export_and_import_as_csv(
 
 
 async def test_a_bad_import_row_imports_nothing(
-    world: World, database_url: str, tmp_path: Path
+    world: ConsentWorld, database_url: str, tmp_path: Path
 ) -> None:
     source = tmp_path / "bad.csv"
     source.write_text(

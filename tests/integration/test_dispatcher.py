@@ -2,81 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
+from smsrelay.dispatch.dispatcher import DispatchConfig
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.status import Status
 from smsrelay.providers.base import Outcome, ProviderError, SendResult
-from smsrelay.providers.fake import FakeProvider
 from smsrelay.services.delivery import StatusUpdate, apply_status_update
 from smsrelay.services.errors import NotFound
 from smsrelay.services.resend import ResendRefused, resend_message
-from smsrelay.services.submit import NewMessage, Principal, SubmitPolicy, submit_message
-from smsrelay.services.tenants import create_tenant
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import OutboxRepository
-
-
-@dataclass
-class Clock:
-    now: datetime = field(default_factory=lambda: datetime(2026, 3, 1, 12, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@dataclass
-class World:
-    db: Database
-    provider: FakeProvider
-    clock: Clock
-    principal: Principal
-
-    def dispatcher(self, name: str = "w1", **config: float) -> Dispatcher:
-        return Dispatcher(
-            self.db,
-            {"fake": self.provider},
-            clock=self.clock,
-            name=name,
-            config=DispatchConfig(
-                lease_seconds=30,
-                reconcile_after_seconds=5,
-                status_check_after_seconds=600,
-                **config,
-            ),  # type: ignore[arg-type]
-            policy=RetryPolicy(max_attempts=3, base_delay=1, max_delay=10),
-        )
-
-    async def submit(self, to: str = "+15005550006", body: str = "Hello", **extra: object) -> str:
-        new = NewMessage(to=to, message=body, **extra)  # type: ignore[arg-type]
-        entry = await submit_message(
-            self.db, SubmitPolicy(provider="fake"), self.principal, new, clock=self.clock
-        )
-        return entry.outbox_id
-
-    async def row(self, outbox_id: str) -> dict[str, object]:
-        async with self.db.transaction() as connection:
-            row = await OutboxRepository(connection).get_row(outbox_id)
-        assert row is not None
-        return dict(row)
-
-    async def kinds(self, outbox_id: str) -> list[str]:
-        async with self.db.transaction() as connection:
-            return [e.kind for e in await OutboxRepository(connection).events(outbox_id)]
+from tests.integration.world import Clock, World
 
 
 @pytest.fixture
-async def world(db: Database) -> AsyncIterator[World]:
-    tenant = await create_tenant(db, "acme")
-    yield World(db, FakeProvider(name="fake"), Clock(), Principal(tenant.tenant_id, tenant.key_id))
+async def world(db: Database) -> World:
+    config = DispatchConfig(
+        lease_seconds=30, reconcile_after_seconds=5, status_check_after_seconds=600
+    )
+    policy = RetryPolicy(max_attempts=3, base_delay=1, max_delay=10)
+    return await World.create(db, Clock(), config=config, policy=policy)
 
 
 def _error(code: int) -> ProviderError:
@@ -169,10 +116,7 @@ async def test_a_dead_workers_claim_is_taken_over_and_reconciled(world: World) -
     dead = world.dispatcher("dead")
     # The dead worker claimed the message and the provider accepted it, but the worker died
     # before recording the answer.
-    async with world.db.transaction() as connection:
-        from smsrelay.store.claims import claim_due
-
-        (row,) = await claim_due(connection, dead.name, world.clock.now, timedelta(seconds=30), 5)
+    row = await world.claim(dead)
     await world.provider.send(dead._request(row))
     survivor = world.dispatcher("survivor")
     await survivor.process_all()
@@ -313,10 +257,7 @@ async def test_ambiguous_send_to_a_provider_that_cannot_be_asked_is_never_resent
 async def test_a_claim_too_old_to_send_safely_is_released_not_sent(world: World) -> None:
     outbox_id = await world.submit()
     slow = world.dispatcher("slow")
-    async with world.db.transaction() as connection:
-        from smsrelay.store.claims import claim_due
-
-        (row,) = await claim_due(connection, slow.name, world.clock.now, timedelta(seconds=30), 5)
+    row = await world.claim(slow)
     world.clock.advance(16)  # the worker stalled for more than half its lease
     await slow._send(row)
     assert world.provider.requests == []

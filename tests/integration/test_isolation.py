@@ -16,9 +16,6 @@ import httpx
 
 from smsrelay.services.tenants import create_key, create_tenant
 from tests.integration.conftest import Api
-from tests.integration.test_keys import keys_api
-
-__all__ = ["keys_api"]  # the fixture, re-exported for pytest
 
 METHODS = ("get", "put", "post", "patch", "delete")
 PHONE = "+15005550006"
@@ -133,8 +130,7 @@ async def _seed(api: Api) -> None:
     await create_key(api.container.db, api.tenant_id, name="second", scopes=frozenset({"read"}))
 
 
-async def test_every_id_bearing_route_hides_other_tenants_data(keys_api: Api) -> None:
-    api = keys_api
+async def test_every_id_bearing_route_hides_other_tenants_data(api: Api) -> None:
     schema = (await api.client.get("/openapi.json")).json()
     await _seed(api)
     before = await read_everything(api, schema)

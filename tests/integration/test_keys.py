@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,34 +11,14 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
-from smsrelay.api.app import create_app
-from smsrelay.bootstrap import bootstrap
 from smsrelay.cli import app as cli_app
 from smsrelay.cli_keys import keys_app, parse_expiry
-from smsrelay.config import load_settings
-from smsrelay.services.tenants import create_key, create_tenant, hash_key
+from smsrelay.services.tenants import create_key, hash_key
 from smsrelay.store.database import Database
 from smsrelay.store.tables import api_keys
 from tests.integration.conftest import Api
 
 SEND = {"to": "+15005550006", "message": "Hello"}
-
-
-@pytest.fixture
-async def keys_api(database_url: str, db: Database) -> AsyncIterator[Api]:
-    """The in-process app (with the key routes) and one tenant whose first key has every scope."""
-    settings = load_settings(database_url=database_url, public_url="http://testserver")
-    container = bootstrap(settings)
-    await container.start(dispatch=False)
-    app = create_app(container, manage=False)
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5555))
-    client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-    tenant = await create_tenant(container.db, "acme")
-    try:
-        yield Api(client, container, tenant.api_key, tenant.tenant_id)
-    finally:
-        await client.aclose()
-        await container.stop()
 
 
 async def _key_with(api: Api, *scopes: str, **fields: Any) -> str:
@@ -61,13 +40,13 @@ def _error(response: httpx.Response, status: int) -> dict[str, Any]:
     return error
 
 
-async def test_first_key_has_every_scope_and_only_its_hash_is_stored(keys_api: Api) -> None:
-    (key,) = (await keys_api.client.get("/api/keys", headers=keys_api.auth())).json()["items"]
+async def test_first_key_has_every_scope_and_only_its_hash_is_stored(api: Api) -> None:
+    (key,) = (await api.client.get("/api/keys", headers=api.auth())).json()["items"]
     assert key["scopes"] == ["send", "read", "admin"] and key["state"] == "active"
-    assert keys_api.api_key.startswith(key["prefix"] + "_")
-    row = await _key_row(keys_api, key["keyId"])
-    assert row["key_hash"] == hash_key(keys_api.api_key)
-    secret = keys_api.api_key.rsplit("_", 1)[1]
+    assert api.api_key.startswith(key["prefix"] + "_")
+    row = await _key_row(api, key["keyId"])
+    assert row["key_hash"] == hash_key(api.api_key)
+    secret = api.api_key.rsplit("_", 1)[1]
     assert all(secret not in str(value) for value in row.values())
 
 
@@ -84,50 +63,50 @@ async def test_first_key_has_every_scope_and_only_its_hash_is_stored(keys_api: A
     ],
 )
 async def test_key_without_the_scope_is_403_naming_it(
-    keys_api: Api, scopes: tuple[str, ...], method: str, path: str, needed: str
+    api: Api, scopes: tuple[str, ...], method: str, path: str, needed: str
 ) -> None:
-    key = await _key_with(keys_api, *scopes)
+    key = await _key_with(api, *scopes)
     body = {**SEND, "outboxId": "sms_0", "name": "x"} if method == "POST" else None
-    response = await keys_api.client.request(method, path, json=body, headers=keys_api.auth(key))
+    response = await api.client.request(method, path, json=body, headers=api.auth(key))
     error = _error(response, 403)
     assert error["code"] == "insufficient_scope"
     assert f"'{needed}'" in error["message"]
     assert error["details"]["requiredScope"] == needed
-    listing = await keys_api.client.get("/api/sms/outbox", headers=keys_api.auth())
+    listing = await api.client.get("/api/sms/outbox", headers=api.auth())
     assert listing.json()["items"] == []
 
 
-async def test_keys_with_the_scope_are_let_through(keys_api: Api) -> None:
-    sender, reader = await _key_with(keys_api, "send"), await _key_with(keys_api, "read")
-    sent = await keys_api.client.post("/api/sms/send", json=SEND, headers=keys_api.auth(sender))
+async def test_keys_with_the_scope_are_let_through(api: Api) -> None:
+    sender, reader = await _key_with(api, "send"), await _key_with(api, "read")
+    sent = await api.client.post("/api/sms/send", json=SEND, headers=api.auth(sender))
     assert sent.status_code == 202, sent.text
     path = f"/api/sms/outbox/{sent.json()['outboxId']}"
-    assert (await keys_api.client.get(path, headers=keys_api.auth(reader))).status_code == 200
+    assert (await api.client.get(path, headers=api.auth(reader))).status_code == 200
 
 
-async def test_admin_creates_lists_and_revokes_keys(keys_api: Api) -> None:
+async def test_admin_creates_lists_and_revokes_keys(api: Api) -> None:
     expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
-    created = await keys_api.client.post(
+    created = await api.client.post(
         "/api/keys",
         json={"name": "ci", "scopes": ["read"], "expiresAt": expires},
-        headers=keys_api.auth(),
+        headers=api.auth(),
     )
     assert created.status_code == 201, created.text
     new = created.json()
     assert new["apiKey"].startswith(new["prefix"] + "_") and new["scopes"] == ["read"]
     assert datetime.fromisoformat(new["expiresAt"]) == datetime.fromisoformat(expires)
-    reader = keys_api.auth(new["apiKey"])
-    assert (await keys_api.client.get("/api/sms/outbox", headers=reader)).status_code == 200
+    reader = api.auth(new["apiKey"])
+    assert (await api.client.get("/api/sms/outbox", headers=reader)).status_code == 200
 
-    listing = await keys_api.client.get("/api/keys", headers=keys_api.auth())
+    listing = await api.client.get("/api/keys", headers=api.auth())
     assert [k["name"] for k in listing.json()["items"]] == ["default", "ci"]
-    assert new["apiKey"] not in listing.text and keys_api.api_key not in listing.text
+    assert new["apiKey"] not in listing.text and api.api_key not in listing.text
 
-    revoked = await keys_api.client.delete(f"/api/keys/{new['keyId']}", headers=keys_api.auth())
+    revoked = await api.client.delete(f"/api/keys/{new['keyId']}", headers=api.auth())
     assert revoked.status_code == 200 and revoked.json()["state"] == "revoked"
-    error = _error(await keys_api.client.get("/api/sms/outbox", headers=reader), 401)
+    error = _error(await api.client.get("/api/sms/outbox", headers=reader), 401)
     assert "revoked" in error["message"]
-    again = await keys_api.client.delete(f"/api/keys/{new['keyId']}", headers=keys_api.auth())
+    again = await api.client.delete(f"/api/keys/{new['keyId']}", headers=api.auth())
     _error(again, 404)
 
 
@@ -143,42 +122,42 @@ async def test_admin_creates_lists_and_revokes_keys(keys_api: Api) -> None:
         {"name": "a\x00b"},
     ],
 )
-async def test_bad_key_requests_are_422(keys_api: Api, body: dict[str, Any]) -> None:
-    response = await keys_api.client.post("/api/keys", json=body, headers=keys_api.auth())
+async def test_bad_key_requests_are_422(api: Api, body: dict[str, Any]) -> None:
+    response = await api.client.post("/api/keys", json=body, headers=api.auth())
     _error(response, 422)
-    listing = await keys_api.client.get("/api/keys", headers=keys_api.auth())
+    listing = await api.client.get("/api/keys", headers=api.auth())
     assert len(listing.json()["items"]) == 1
 
 
-async def test_expired_key_is_401_saying_so(keys_api: Api) -> None:
+async def test_expired_key_is_401_saying_so(api: Api) -> None:
     soon = datetime.now(UTC) + timedelta(hours=1)
-    created = await create_key(keys_api.container.db, keys_api.tenant_id, expires_at=soon)
-    async with keys_api.container.db.transaction() as connection:
+    created = await create_key(api.container.db, api.tenant_id, expires_at=soon)
+    async with api.container.db.transaction() as connection:
         past = datetime.now(UTC) - timedelta(seconds=1)
         key_id = created.info.key_id
         await connection.execute(
             update(api_keys).where(api_keys.c.id == key_id).values(expires_at=past)
         )
-    response = await keys_api.client.get("/api/sms/outbox", headers=keys_api.auth(created.api_key))
+    response = await api.client.get("/api/sms/outbox", headers=api.auth(created.api_key))
     error = _error(response, 401)
     assert "expired" in error["message"] and response.headers["www-authenticate"] == "Bearer"
-    listing = await keys_api.client.get("/api/keys", headers=keys_api.auth())
+    listing = await api.client.get("/api/keys", headers=api.auth())
     states = {k["keyId"]: k["state"] for k in listing.json()["items"]}
     assert states[created.info.key_id] == "expired"
 
 
-async def test_use_is_recorded_as_last_used(keys_api: Api) -> None:
+async def test_use_is_recorded_as_last_used(api: Api) -> None:
     before = datetime.now(UTC)
-    await keys_api.client.get("/api/sms/outbox", headers=keys_api.auth())
-    (key,) = (await keys_api.client.get("/api/keys", headers=keys_api.auth())).json()["items"]
+    await api.client.get("/api/sms/outbox", headers=api.auth())
+    (key,) = (await api.client.get("/api/keys", headers=api.auth())).json()["items"]
     assert datetime.fromisoformat(key["lastUsedAt"]) >= before - timedelta(seconds=1)
 
 
-async def test_revoking_an_impossible_key_id_is_404(keys_api: Api) -> None:
+async def test_revoking_an_impossible_key_id_is_404(api: Api) -> None:
     for key_id in ("key_" + "0" * 60, "key_unknown"):
-        response = await keys_api.client.delete(f"/api/keys/{key_id}", headers=keys_api.auth())
+        response = await api.client.delete(f"/api/keys/{key_id}", headers=api.auth())
         _error(response, 404)
-    nul = await keys_api.client.delete("/api/keys/a%00b", headers=keys_api.auth())
+    nul = await api.client.delete("/api/keys/a%00b", headers=api.auth())
     _error(nul, 422)
 
 
@@ -186,8 +165,8 @@ async def test_revoking_an_impossible_key_id_is_404(keys_api: Api) -> None:
     "forged",
     ["sr_zzzzzzzzzzzz_x", "sr_\x00_x", "sr__", "sr_" + "a" * 40 + "_x", "Bearer", "sr_abc"],
 )
-async def test_malformed_keys_are_401(keys_api: Api, forged: str) -> None:
-    response = await keys_api.client.get("/api/sms/outbox", headers=keys_api.auth(forged))
+async def test_malformed_keys_are_401(api: Api, forged: str) -> None:
+    response = await api.client.get("/api/sms/outbox", headers=api.auth(forged))
     assert _error(response, 401)["message"] == "unknown API key"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +23,15 @@ from smsrelay.providers.msg91 import (
     classify,
     parse_delivery_report,
 )
-from tests.providers.msg91_fake import AUTH_KEY, Canned, FakeMsg91, running_fake_msg91
+from tests.providers.msg91_fake import AUTH_KEY, FakeMsg91, running_fake_msg91
+from tests.providers.wire import (
+    Canned,
+    answer_with_nothing,
+    closed_port,
+    closing_all,
+    stall,
+    with_raw_server,
+)
 
 SENDER = "ACMEIN"
 ENTITY = "1201159143231234567"
@@ -56,17 +63,12 @@ ProviderFactory = Callable[..., Msg91Provider]
 
 @pytest.fixture
 async def make_provider(msg91: FakeMsg91) -> AsyncIterator[ProviderFactory]:
-    made: list[Msg91Provider] = []
-
-    def make(timeout_seconds: float = 2.0, **overrides: Any) -> Msg91Provider:
+    def build(timeout_seconds: float = 2.0, **overrides: Any) -> Msg91Provider:
         base_url = overrides.pop("api_base_url", msg91.base_url)
-        provider = Msg91Provider(_config(base_url, **overrides), timeout_seconds=timeout_seconds)
-        made.append(provider)
-        return provider
+        return Msg91Provider(_config(base_url, **overrides), timeout_seconds=timeout_seconds)
 
-    yield make
-    for provider in made:
-        await provider.close()
+    async with closing_all(build) as make:
+        yield make
 
 
 def _request(**overrides: Any) -> SendRequest:
@@ -369,36 +371,8 @@ def test_every_table_entry_has_a_reason_and_a_source(table: dict[Any, Any]):
 # -- transport failures --------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-async def _answer_with_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-    await reader.readuntil(b"\r\n\r\n")
-    writer.close()
-
-
-async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-    await reader.read()  # never answers, not even the TLS handshake
-    writer.close()
-
-
-async def _with_raw_server(
-    handler: Callable[..., Awaitable[None]], run: Callable[[int], Awaitable[Any]]
-) -> Any:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    try:
-        return await run(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 async def test_connection_refused_is_retryable(make_provider: ProviderFactory):
-    provider = make_provider(api_base_url=f"http://127.0.0.1:{_closed_port()}")
+    provider = make_provider(api_base_url=f"http://127.0.0.1:{closed_port()}")
 
     result = await provider.send(_request())
 
@@ -424,7 +398,7 @@ async def test_disconnect_after_the_request_is_ambiguous(make_provider: Provider
     async def run(port: int) -> Any:
         return await make_provider(api_base_url=f"http://127.0.0.1:{port}").send(_request())
 
-    result = await _with_raw_server(_answer_with_nothing, run)
+    result = await with_raw_server(answer_with_nothing, run)
 
     assert result.outcome is Outcome.AMBIGUOUS
     assert result.error.message.endswith("after the request was sent")
@@ -435,7 +409,7 @@ async def test_a_timeout_before_anything_was_sent_is_retryable(make_provider: Pr
         provider = make_provider(api_base_url=f"https://127.0.0.1:{port}", timeout_seconds=0.3)
         return await provider.send(_request())
 
-    result = await _with_raw_server(_stall, run)
+    result = await with_raw_server(stall, run)
 
     assert result.outcome is Outcome.RETRYABLE
     assert result.error.message == "MSG91 request timed out before the request was sent"
@@ -510,7 +484,7 @@ async def test_verify_when_msg91_gives_no_answer(
 async def test_verify_when_msg91_is_unreachable_never_shows_the_key(
     make_provider: ProviderFactory,
 ):
-    provider = make_provider(api_base_url=f"http://127.0.0.1:{_closed_port()}")
+    provider = make_provider(api_base_url=f"http://127.0.0.1:{closed_port()}")
 
     with pytest.raises(ConnectionError) as raised:
         await provider.verify()

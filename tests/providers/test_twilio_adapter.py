@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 from aiohttp import web
@@ -26,6 +23,16 @@ from smsrelay.providers.base import (
     SendRequest,
 )
 from smsrelay.providers.twilio import TwilioProvider, classify
+from tests.providers.wire import (
+    Canned,
+    RecordingServer,
+    answer_with_nothing,
+    closed_port,
+    closing_all,
+    serving,
+    stall,
+    with_raw_server,
+)
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors"
 SID = "AC" + "1" * 32
@@ -47,75 +54,34 @@ def _message_example(name: str) -> dict[str, Any]:
     return dict(schema["create_message"]["response_201_examples"][name]["value"])
 
 
-@dataclass
-class Canned:
-    """One answer of the fake server: status and body, optional headers and delay."""
-
-    status: int = 201
-    body: Any = field(default_factory=lambda: _message_example("createWithMessagingService"))
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    form: dict[str, list[str]]
-    headers: dict[str, str]
-
-
-class FakeTwilio:
-    """A local HTTP server that records each request and answers with canned Twilio JSON."""
+class FakeTwilio(RecordingServer):
+    """A local Twilio-shaped server: every path answered from the queue, or with a 201."""
 
     def __init__(self) -> None:
-        self.requests: list[Seen] = []
-        self.answers: list[Canned] = []
+        super().__init__()
         self.answers_by_to: dict[str, Canned] = {}
-        self.released = asyncio.Event()
-        self.base_url = ""
 
-    async def handle(self, request: web.Request) -> web.Response:
-        form = parse_qs(await request.text(), keep_blank_values=True)
-        query = {key: request.query.getall(key) for key in request.query}
-        self.requests.append(Seen(request.method, request.path, query, form, dict(request.headers)))
-        answer = self._answer_for(form.get("To", [""])[0])
-        if answer.delay:
-            await _wait_or_release(self.released, answer.delay)
-        text = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
-        return web.Response(
-            status=answer.status,
-            text=text,
-            content_type="application/json",
-            headers=answer.headers,
-        )
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        seen = await self.record(request)
+        return await self.reply(self._answer_for(seen.form.get("To", [""])[0]))
 
     def _answer_for(self, to: str) -> Canned:
         if to in self.answers_by_to:
             return self.answers_by_to[to]
-        return self.answers.pop(0) if self.answers else Canned()
-
-
-async def _wait_or_release(released: asyncio.Event, delay: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(released.wait(), delay)
+        if self.answers:
+            return self.answers.pop(0)
+        return Canned(201, _message_example("createWithMessagingService"))
 
 
 @pytest.fixture
 async def twilio() -> AsyncIterator[FakeTwilio]:
-    fake = FakeTwilio()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}"
-    yield fake
-    fake.released.set()
-    await runner.cleanup()
+    async with serving(FakeTwilio()) as fake:
+        yield fake
 
 
 ProviderFactory = Callable[..., TwilioProvider]
@@ -123,9 +89,7 @@ ProviderFactory = Callable[..., TwilioProvider]
 
 @pytest.fixture
 async def make_provider(twilio: FakeTwilio) -> AsyncIterator[ProviderFactory]:
-    made: list[TwilioProvider] = []
-
-    def make(**overrides: Any) -> TwilioProvider:
+    def build(**overrides: Any) -> TwilioProvider:
         options: dict[str, Any] = {
             "account_sid": SID,
             "auth_token": TOKEN,
@@ -134,13 +98,10 @@ async def make_provider(twilio: FakeTwilio) -> AsyncIterator[ProviderFactory]:
             "api_base_url": twilio.base_url,
             "timeout_seconds": 2.0,
         }
-        provider = TwilioProvider(**(options | overrides))
-        made.append(provider)
-        return provider
+        return TwilioProvider(**(options | overrides))
 
-    yield make
-    for provider in made:
-        await provider.close()
+    async with closing_all(build) as make:
+        yield make
 
 
 def _request(**overrides: Any) -> SendRequest:
@@ -435,29 +396,8 @@ async def test_every_primary_code_on_the_wire(
 # -- transport failures --------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-async def _answer_with_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-    await reader.readuntil(b"\r\n\r\n")
-    writer.close()
-
-
-async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-    await reader.read()  # never answers, not even the TLS handshake
-    writer.close()
-
-
-async def _raw_server(handler: Callable[..., Awaitable[None]]) -> asyncio.Server:
-    return await asyncio.start_server(handler, "127.0.0.1", 0)
-
-
 async def test_connection_refused_is_retryable(make_provider: ProviderFactory):
-    provider = make_provider(api_base_url=f"http://127.0.0.1:{_closed_port()}")
+    provider = make_provider(api_base_url=f"http://127.0.0.1:{closed_port()}")
 
     result = await provider.send(_request())
 
@@ -475,13 +415,10 @@ async def test_dns_failure_is_retryable(make_provider: ProviderFactory):
 
 
 async def test_disconnect_after_the_request_is_ambiguous(make_provider: ProviderFactory):
-    server = await _raw_server(_answer_with_nothing)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        result = await make_provider(api_base_url=f"http://127.0.0.1:{port}").send(_request())
-    finally:
-        server.close()
-        await server.wait_closed()
+    async def run(port: int) -> Any:
+        return await make_provider(api_base_url=f"http://127.0.0.1:{port}").send(_request())
+
+    result = await with_raw_server(answer_with_nothing, run)
 
     assert result.outcome is Outcome.AMBIGUOUS
     assert result.error is not None
@@ -489,14 +426,11 @@ async def test_disconnect_after_the_request_is_ambiguous(make_provider: Provider
 
 
 async def test_a_timeout_before_anything_was_sent_is_retryable(make_provider: ProviderFactory):
-    server = await _raw_server(_stall)
-    port = server.sockets[0].getsockname()[1]
-    provider = make_provider(api_base_url=f"https://127.0.0.1:{port}", timeout_seconds=0.3)
-    try:
-        result = await provider.send(_request())
-    finally:
-        server.close()
-        await server.wait_closed()
+    async def run(port: int) -> Any:
+        provider = make_provider(api_base_url=f"https://127.0.0.1:{port}", timeout_seconds=0.3)
+        return await provider.send(_request())
+
+    result = await with_raw_server(stall, run)
 
     assert result.outcome is Outcome.RETRYABLE
     assert result.error is not None

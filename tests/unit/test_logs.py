@@ -53,3 +53,17 @@ def test_rendered_lines_mask_numbers_bodies_and_secrets(monkeypatch: pytest.Monk
 def test_ids_and_timestamps_are_left_readable() -> None:
     text = "sms_01a201b49793ca35f5e9af4e941f at 2026-11-22T05:22:33.123Z code 21211"
     assert mask_text(text) == text
+
+
+def test_exceptions_and_lists_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    configure_logging(json=True)
+    try:
+        raise RuntimeError("could not reach +14155552671")
+    except RuntimeError as exc:
+        structlog.get_logger().error("boom", exc_info=exc, numbers=["+14155552671"])
+    configure_logging(json=True)
+    line = stream.getvalue()
+    assert "4155552671" not in line
+    assert "could not reach +1******2671" in json.loads(line)["exception"]

@@ -10,8 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from smsrelay.logs import get_logger
 from smsrelay.services import errors
 from smsrelay.services.test_send import ProviderFailed, ProviderRejected
+
+log = get_logger("smsrelay.api")
 
 STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.InvalidRequest: 422,
@@ -78,7 +81,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug of ours: log it as one structured line and answer in the usual error shape."""
+    log.error("api.unexpected_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+    return error_response(500, "internal_error", "unexpected error; it has been logged")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(errors.ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

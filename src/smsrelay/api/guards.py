@@ -1,4 +1,4 @@
-"""ASGI guard refusing NUL characters anywhere in a request with a 422 before any route runs.
+"""ASGI guard: bodies over 1 MiB get 413, and NUL characters anywhere a 422, before any route.
 
 PostgreSQL cannot store U+0000 in text and SMS cannot carry it, so a NUL in the path, the
 query, a JSON body (`\\u0000`) or a form body (`%00`) is the caller's mistake, never a 500.
@@ -13,11 +13,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _ENCODED = (b"%00", b"\x00")  # paths, queries and form bodies
 _JSON = (b"\\u0000", b"\x00")
-_ERROR = {
+MAX_BODY_BYTES = 1024 * 1024
+_NUL = {
     "error": {
         "code": "invalid_request",
         "message": "the request contains a NUL character (U+0000); remove it",
         "details": None,
+    }
+}
+_TOO_LARGE = {
+    "error": {
+        "code": "body_too_large",
+        "message": f"the body is larger than {MAX_BODY_BYTES} bytes; send less",
+        "details": {"limit": MAX_BODY_BYTES},
     }
 }
 
@@ -36,6 +44,9 @@ class RefuseNul:
             await _refuse(send)
             return
         body = await _read_body(receive)
+        if body is None:
+            await _refuse(send, 413, _TOO_LARGE)
+            return
         if any(marker in body for marker in _markers(scope)):
             await _refuse(send)
             return
@@ -53,11 +64,17 @@ def _markers(scope: Scope) -> tuple[bytes, ...]:
     return _JSON if b"json" in headers.get(b"content-type", b"").lower() else _ENCODED
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None once it passes `MAX_BODY_BYTES`."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
@@ -75,12 +92,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send) -> None:
-    payload: Any = json.dumps(_ERROR).encode()
+async def _refuse(send: Send, status: int = 422, error: Any = None) -> None:
+    payload = json.dumps(error or _NUL, separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 422,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),

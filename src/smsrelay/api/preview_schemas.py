@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -91,7 +91,6 @@ def consent_out(decision: Decision) -> ConsentOut:
 
 
 def preview_out(preview: Preview) -> PreviewOut:
-    chosen = preview.chosen
     return PreviewOut(
         to=preview.to,
         country=preview.country,
@@ -102,14 +101,7 @@ def preview_out(preview: Preview) -> PreviewOut:
         sender=_sender_out(preview),
         message=preview.message,
         smart_encoding=preview.smart_encoding,
-        encoding=chosen.encoding,
-        non_gsm_characters=list(chosen.non_gsm_characters),
-        characters=chosen.characters,
-        units=chosen.units,
-        segments=chosen.segments,
-        cost_per_unit=str(chosen.cost_per_unit),
-        total_cost=str(chosen.total_cost),
-        currency=chosen.currency,
+        **_option_fields(preview.chosen),
         price_source=preview.price_source,
         without_smart_encoding=_option_out(preview.without_smart_encoding),
         with_smart_encoding=_option_out(preview.with_smart_encoding),
@@ -132,14 +124,18 @@ def _sender_out(preview: Preview) -> SenderOut:
 
 
 def _option_out(option: EncodingOption) -> EncodingOptionOut:
-    return EncodingOptionOut(
-        text_changed=option.text_changed,
-        encoding=option.encoding,
-        non_gsm_characters=list(option.non_gsm_characters),
-        characters=option.characters,
-        units=option.units,
-        segments=option.segments,
-        cost_per_unit=str(option.cost_per_unit),
-        total_cost=str(option.total_cost),
-        currency=option.currency,
-    )
+    return EncodingOptionOut(text_changed=option.text_changed, **_option_fields(option))
+
+
+def _option_fields(option: EncodingOption) -> dict[str, Any]:
+    """An encoding's counts and cost as both outputs show them (the chosen one inline)."""
+    return {
+        "encoding": option.encoding,
+        "non_gsm_characters": list(option.non_gsm_characters),
+        "characters": option.characters,
+        "units": option.units,
+        "segments": option.segments,
+        "cost_per_unit": str(option.cost_per_unit),
+        "total_cost": str(option.total_cost),
+        "currency": option.currency,
+    }

@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from smsrelay.domain.messages import MessageEvent, OutboxEntry
 
 
 class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", allow_inf_nan=False
+    )
+
+    @model_validator(mode="after")
+    def _text_is_unicode(self) -> Self:
+        """Refuse unpaired surrogates (`\\ud800`), which no database or SMS can carry."""
+        for name, value in self:
+            if _has_surrogate(value):
+                raise ValueError(
+                    f"{to_camel(name)} contains an unpaired surrogate; send valid text"
+                )
+        return self
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_surrogate(item) for item in value)
+    return False
+
+
+MAX_CUSTOM_DATA_BYTES = 8192
+
+
+def _custom_data_size(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(json.dumps(value, allow_nan=False).encode())
+    except ValueError:
+        raise ValueError("must be plain JSON (no NaN or Infinity)") from None
+    if size > MAX_CUSTOM_DATA_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; the limit is {MAX_CUSTOM_DATA_BYTES}")
+    return value
+
+
+CustomData = Annotated[dict[str, Any], AfterValidator(_custom_data_size)]
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=100)]
@@ -24,7 +67,7 @@ class SendSmsRequest(ApiModel):
     sender_id: str | None = Field(default=None, max_length=64)
     category: Literal["transactional", "marketing"] = "transactional"
     tags: list[Tag] = Field(default_factory=list, max_length=20)
-    custom_data: dict[str, Any] = Field(default_factory=dict)
+    custom_data: CustomData = Field(default_factory=dict)
     template_key: str | None = Field(default=None, max_length=200)
     scheduled_at: datetime | None = Field(default=None, description="ISO 8601 with offset")
     validity_seconds: int | None = Field(default=None, ge=1, le=1_209_600)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from smsrelay.config import Settings
 from smsrelay.providers.base import Provider, ProviderConfigError
+from smsrelay.providers.msg91 import ENV_VARS, Msg91Config, Msg91Provider
 from smsrelay.providers.simulator.config import SimulatorConfig
 from smsrelay.providers.simulator.server import SimulatorServer
 from smsrelay.providers.twilio.adapter import TwilioProvider
@@ -72,11 +73,25 @@ async def _simulator(settings: Settings) -> ProviderSetup:
     return ProviderSetup(provider, (config.auth_token,), simulator=server, simulator_url=url)
 
 
+def msg91_config(settings: Settings) -> Msg91Config:
+    """MSG91's settings, or `ProviderConfigError` naming every variable missing or malformed."""
+    values = {
+        "auth_key": settings.msg91_auth_key.get_secret_value() if settings.msg91_auth_key else "",
+        "sender_id": settings.msg91_sender_id or "",
+        "dlt_entity_id": settings.msg91_dlt_entity_id or "",
+        "template_id": settings.msg91_template_id or "",
+    }
+    missing = tuple(ENV_VARS[name] for name, value in values.items() if not value)
+    if missing:
+        raise ProviderConfigError(f"MSG91 needs {', '.join(missing)}", missing)
+    return Msg91Config(**values, api_base_url=settings.msg91_api_base_url)
+
+
 async def _msg91(settings: Settings) -> ProviderSetup:
-    raise ProviderConfigError(
-        "the MSG91 provider is not available yet; use SMSRELAY_PROVIDER=twilio or simulator",
-        ("SMSRELAY_PROVIDER",),
+    provider = Msg91Provider(
+        msg91_config(settings), timeout_seconds=settings.provider_timeout_seconds
     )
+    return ProviderSetup(provider, ())  # MSG91 does not sign; its webhook checks a URL token
 
 
 PROVIDERS: dict[str, Callable[[Settings], Awaitable[ProviderSetup]]] = {
@@ -84,6 +99,18 @@ PROVIDERS: dict[str, Callable[[Settings], Awaitable[ProviderSetup]]] = {
     "simulator": _simulator,
     "msg91": _msg91,
 }
+
+
+# Whether a provider's settings are complete enough to route messages to it (see domain.routing).
+CONFIGURED: dict[str, Callable[[Settings], bool]] = {
+    "msg91": lambda settings: settings.msg91_configured,
+}
+
+
+def configured_providers(settings: Settings) -> set[str]:
+    """The main provider and every other provider whose settings are all present."""
+    extra = {name for name, is_configured in CONFIGURED.items() if is_configured(settings)}
+    return {settings.effective_provider} | extra
 
 
 async def build_provider(name: str, settings: Settings) -> ProviderSetup:

@@ -70,24 +70,46 @@ async def _find_message(outbox: OutboxRepository, update: StatusUpdate) -> RowMa
 
 
 async def _apply_to_row(outbox: OutboxRepository, row: RowMapping, update: StatusUpdate) -> str:
+    """Record the update once in the history; change the status only when it moves forward.
+
+    An update that is not applied is recorded with `toStatus` null and the reason, so the
+    history never shows a transition that did not happen.
+    """
     current = Status(row["status"])
+    outcome = await _outcome(outbox, row, current, update)
+    applied = outcome == "applied"
+    data = {"providerStatus": update.provider_status, **_error_data(update.error)}
+    if not applied:
+        data["ignored"] = _IGNORED_REASONS[outcome]
     fresh = await outbox.add_event(
         row["id"],
         "provider_status",
         update.received_at,
         from_status=current.value,
-        to_status=update.status.value,
-        data={"providerStatus": update.provider_status, **_error_data(update.error)},
+        to_status=update.status.value if applied else None,
+        data=data,
         dedupe_key=update.dedupe_key,
     )
     if not fresh:
         return "duplicate"
+    if applied:
+        await outbox.update(row["id"], **_status_values(row, update))
+    return outcome
+
+
+_IGNORED_REASONS = {
+    "ignored": "would move the status backwards",
+    "stale": "about a send that a resend replaced",
+}
+
+
+async def _outcome(
+    outbox: OutboxRepository, row: RowMapping, current: Status, update: StatusUpdate
+) -> str:
     if not moves_forward(current, update.status):
         return "ignored"
     if not await _about_current_attempt(outbox, row, update.provider_message_id):
         return "stale"
-    values = _status_values(row, update)
-    await outbox.update(row["id"], **values)
     return "applied"
 
 

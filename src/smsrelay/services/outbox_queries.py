@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from smsrelay.domain import phones
 from smsrelay.domain.messages import OutboxEntry
@@ -51,8 +51,14 @@ async def list_entries(db: Database, query: OutboxFilter, cursor: str | None) ->
 
 def _require_offsets(query: OutboxFilter) -> None:
     for name, value in (("createdFrom", query.created_from), ("createdTo", query.created_to)):
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            continue
+        if value.tzinfo is None:
             raise InvalidRequest(name, "needs a UTC offset, e.g. 2026-01-01T00:00:00Z")
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidRequest(name, "is out of range") from None
 
 
 def _recipient(raw: str) -> str:
@@ -71,6 +77,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, outbox_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
-        return datetime.fromisoformat(created), outbox_id
+        moment = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("cursor", "is not a cursor this API returned") from None
+    if moment.tzinfo is None or not outbox_id:
+        raise InvalidRequest("cursor", "is not a cursor this API returned")
+    return moment, outbox_id

@@ -58,7 +58,7 @@ def preview_message(policy: SubmitPolicy, new: NewMessage) -> Preview:
         country=plan.number.region,
         country_code=plan.number.country_code,
         number_type=plan.number.number_type,
-        provider=policy.provider,
+        provider=plan.provider,
         category=new.category,
         sender=plan.sender,
         message=plan.segments.text,
@@ -88,7 +88,7 @@ def _option(info: SegmentInfo, price: pricing.Price) -> EncodingOption:
 def _notes(
     policy: SubmitPolicy, plan: MessagePlan, plain: EncodingOption, smart: EncodingOption
 ) -> list[str]:
-    notes = senders.sender_notes(plan.sender, policy.provider)
+    notes = senders.sender_notes(plan.sender, plan.provider)
     notes.extend(_default_sender_notes(policy, plan.sender, plan.number.region))
     if smart.segments < plain.segments:
         notes.append(

@@ -46,6 +46,7 @@ class SubmitPolicy:
     sender_rules: senders.SenderRules | None = None
     price_overrides: Mapping[pricing.PriceKey, pricing.Price] | None = None
     default_sender: str | None = None
+    routes: Mapping[str, str] = field(default_factory=dict)  # region -> provider, else `provider`
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class MessagePlan:
     segments: SegmentInfo
     sender: senders.SenderChoice
     price: pricing.Price
+    provider: str
 
     @property
     def sender_id(self) -> str | None:
@@ -143,7 +145,7 @@ def build_row(
         "recipient": plan.number.e164,
         "body": plan.segments.text,
         "sender_id": plan.sender_id,
-        "provider": policy.provider,
+        "provider": plan.provider,
         "category": new.category,
         "encoding": plan.segments.encoding,
         "segments": plan.segments.segments,
@@ -174,8 +176,9 @@ def plan_message(policy: SubmitPolicy, new: NewMessage) -> MessagePlan:
     _check_segments(segments, policy.max_segments)
     rules = policy.sender_rules or senders.shipped_rules()
     sender = _sender(new.sender_id, number.region, rules)
-    price = pricing.price_for(policy.provider, number.region, policy.price_overrides)
-    return MessagePlan(number=number, segments=segments, sender=sender, price=price)
+    provider = policy.routes.get(number.region or "", policy.provider)
+    price = pricing.price_for(provider, number.region, policy.price_overrides)
+    return MessagePlan(number, segments, sender, price, provider)
 
 
 def _number(raw: str, default_region: str | None) -> phones.PhoneNumber:
@@ -188,6 +191,10 @@ def _number(raw: str, default_region: str | None) -> phones.PhoneNumber:
 def _check_text(message: str, limit: int) -> None:
     if not message.strip():
         raise InvalidRequest("message", "must not be empty")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("message", "contains an unpaired surrogate; send valid text") from None
     length = len(message.encode("utf-16-le")) // 2
     if length > limit:
         raise InvalidRequest(
@@ -218,12 +225,21 @@ def _sender(
         raise InvalidRequest("senderId", str(exc)) from None
 
 
+MAX_SCHEDULE_AHEAD = timedelta(days=365)
+
+
 def _scheduled(scheduled_at: datetime | None, now: datetime) -> datetime | None:
     if scheduled_at is None:
         return None
     if scheduled_at.tzinfo is None:
         raise InvalidRequest("scheduledAt", "needs a UTC offset, e.g. 2026-01-01T09:00:00+00:00")
-    return max(scheduled_at.astimezone(UTC), now)
+    try:
+        when = scheduled_at.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest("scheduledAt", "is out of range") from None
+    if when > now + MAX_SCHEDULE_AHEAD:
+        raise InvalidRequest("scheduledAt", "may be at most 365 days ahead")
+    return max(when, now)
 
 
 def _expiry(validity_seconds: int | None, start: datetime) -> datetime | None:

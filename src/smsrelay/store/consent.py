@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ColumnElement, Executable, Select
 
 from smsrelay.domain.status import Status
 from smsrelay.store.tables import (
@@ -37,6 +37,20 @@ async def _insert_once(connection: AsyncConnection, statement: Executable) -> bo
 
 async def _rows(connection: AsyncConnection, statement: Executable) -> list[RowMapping]:
     return list((await connection.execute(statement)).mappings().all())
+
+
+def _newest_first(
+    query: Select[Any],
+    moment: ColumnElement[Any],
+    key: ColumnElement[Any],
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> Select[Any]:
+    """One page of `query`, newest first by (moment, key), continuing after `before`."""
+    if before is not None:
+        last_moment, last_key = before
+        query = query.where(or_(moment < last_moment, and_(moment == last_moment, key < last_key)))
+    return query.order_by(moment.desc(), key.desc()).limit(limit)
 
 
 async def _row(connection: AsyncConnection, statement: Executable) -> RowMapping | None:
@@ -132,16 +146,8 @@ class SuppressionRepository:
     ) -> list[RowMapping]:
         """Newest first, continuing after `before` (created_at, phone)."""
         query = select(suppressions).where(suppressions.c.tenant_id == tenant_id)
-        if before is not None:
-            created, phone = before
-            query = query.where(
-                or_(
-                    suppressions.c.created_at < created,
-                    and_(suppressions.c.created_at == created, suppressions.c.phone < phone),
-                )
-            )
-        query = query.order_by(suppressions.c.created_at.desc(), suppressions.c.phone.desc())
-        return await _rows(self.connection, query.limit(limit))
+        page = _newest_first(query, suppressions.c.created_at, suppressions.c.phone, before, limit)
+        return await _rows(self.connection, page)
 
     async def get_among(self, tenant_id: str, phones: Sequence[str]) -> dict[str, RowMapping]:
         rows = await _rows(
@@ -216,16 +222,8 @@ class InboundRepository:
         query = select(table).where(table.c.tenant_id == tenant_id)
         if keyword is not None:
             query = query.where(table.c.keyword == keyword)
-        if before is not None:
-            received, message_id = before
-            query = query.where(
-                or_(
-                    table.c.received_at < received,
-                    and_(table.c.received_at == received, table.c.id < message_id),
-                )
-            )
-        query = query.order_by(table.c.received_at.desc(), table.c.id.desc())
-        return await _rows(self.connection, query.limit(limit))
+        page = _newest_first(query, table.c.received_at, table.c.id, before, limit)
+        return await _rows(self.connection, page)
 
     async def last_sender_tenant(self, phone: str) -> str | None:
         """The tenant whose outbox most recently addressed `phone`."""

@@ -30,14 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from email.utils import parsedate_to_datetime
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -50,6 +47,13 @@ from smsrelay.providers.base import (
     ProviderMessage,
     SendRequest,
     SendResult,
+)
+from smsrelay.providers.http_support import (
+    Wire,
+    retry_after_for,
+    transport_failure,
+    watching,
+    wire_tracing,
 )
 from smsrelay.providers.msg91.errors import DOCS_URL, classify
 
@@ -120,34 +124,11 @@ def _config_problems(config: Msg91Config) -> list[tuple[str, str]]:
     return problems
 
 
-@dataclass(slots=True)
-class _Wire:
-    """Whether aiohttp had started writing the request when a failure happened."""
-
-    request_started: bool = False
-
-
 @dataclass(frozen=True, slots=True)
 class _Answer:
     status: int
     retry_after: str | None
     text: str
-
-
-async def _on_headers_sent(
-    _session: aiohttp.ClientSession,
-    ctx: SimpleNamespace,
-    _params: aiohttp.TraceRequestHeadersSentParams,
-) -> None:
-    wire = ctx.trace_request_ctx
-    if isinstance(wire, _Wire):
-        wire.request_started = True
-
-
-def _tracing() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_headers_sent.append(_on_headers_sent)
-    return config
 
 
 class Msg91Provider:
@@ -166,11 +147,12 @@ class Msg91Provider:
         refused = _refused_request(request)
         if refused is not None:
             return refused
-        wire = _Wire()
+        wire = Wire()
         try:
-            answer = await self._call("POST", FLOW_PATH, wire, body=self._flow_body(request))
+            with watching(wire):
+                answer = await self._call("POST", FLOW_PATH, body=self._flow_body(request))
         except _TRANSPORT_FAILURES as exc:
-            return _transport_failure(exc, wire)
+            return transport_failure("MSG91", exc, wire, _describe(exc))
         return _flow_result(answer, self._scrub)
 
     async def fetch(self, provider_message_id: str) -> ProviderMessage | None:
@@ -184,7 +166,7 @@ class Msg91Provider:
     async def verify(self) -> None:
         params = {"authkey": self._config.auth_key, "type": TRANSACTIONAL_ROUTE}
         try:
-            answer = await self._call("GET", BALANCE_PATH, _Wire(), params=params)
+            answer = await self._call("GET", BALANCE_PATH, params=params)
         except _TRANSPORT_FAILURES as exc:
             # `from None`: the request URL carries the key, and some aiohttp errors show it.
             raise ConnectionError(f"MSG91 could not check the balance: {_describe(exc)}") from None
@@ -199,7 +181,6 @@ class Msg91Provider:
         self,
         method: str,
         path: str,
-        wire: _Wire,
         *,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
@@ -218,7 +199,6 @@ class Msg91Provider:
                 data=data,
                 headers=headers,
                 allow_redirects=False,
-                trace_request_ctx=wire,
             ) as response:
                 raw = await response.read()
                 text = raw.decode("utf-8", errors="replace")
@@ -227,7 +207,7 @@ class Msg91Provider:
     def _http(self) -> aiohttp.ClientSession:
         """The session, made on first use inside the running loop (aiohttp needs one)."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(trace_configs=[_tracing()])
+            self._session = aiohttp.ClientSession(trace_configs=[wire_tracing()])
         return self._session
 
     def _flow_body(self, request: SendRequest) -> dict[str, Any]:
@@ -294,18 +274,8 @@ def _refusal(answer: _Answer, body: dict[str, Any], scrub: Scrub) -> SendResult:
         more_info=DOCS_URL,
         details={"httpStatus": answer.status},
     )
-    retry_after = _seconds_from_retry_after(answer.retry_after)
-    if outcome is not Outcome.RETRYABLE:
-        retry_after = None
+    retry_after = retry_after_for(outcome, answer.retry_after)
     return SendResult(outcome, error=error, retry_after_seconds=retry_after)
-
-
-def _transport_failure(exc: BaseException, wire: _Wire) -> SendResult:
-    """Nothing written yet (refused, DNS, TLS, connect timeout) is safe to retry; else not."""
-    never_sent = isinstance(exc, aiohttp.ClientConnectorError) or not wire.request_started
-    outcome = Outcome.RETRYABLE if never_sent else Outcome.AMBIGUOUS
-    stage = "before the request was sent" if never_sent else "after the request was sent"
-    return SendResult(outcome, error=ProviderError(f"MSG91 request {_describe(exc)} {stage}"))
 
 
 def _describe(exc: BaseException) -> str:
@@ -355,24 +325,3 @@ def _code(value: object) -> str | None:
         return None
     text = str(value).strip()
     return text or None
-
-
-def _seconds_from_retry_after(value: str | None) -> float | None:
-    """Read Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    seconds: float | None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = _seconds_until(value)
-    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
-
-
-def _seconds_until(value: str) -> float | None:
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()

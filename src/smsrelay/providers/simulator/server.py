@@ -120,6 +120,7 @@ def banner(base_url: str, config: SimulatorConfig) -> str:
             f"  TWILIO_API_BASE_URL={base_url}",
             f"  TWILIO_ACCOUNT_SID={config.account_sid}",
             f"  TWILIO_AUTH_TOKEN={config.auth_token}",
+            "  TWILIO_FROM_PHONE_NUMBER=+15005550006  (any sender is accepted)",
             f"  refused To numbers: {', '.join(sorted(MAGIC_TO))}",
             f"  refused From numbers: {', '.join(sorted(MAGIC_FROM))}",
             f"  failing deliveries (To ending): {failures}",

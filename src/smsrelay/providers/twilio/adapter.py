@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 import re
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -27,6 +22,13 @@ from smsrelay.providers.base import (
     ProviderMessage,
     SendRequest,
     SendResult,
+)
+from smsrelay.providers.http_support import (
+    Wire,
+    retry_after_for,
+    transport_failure,
+    watching,
+    wire_tracing,
 )
 from smsrelay.providers.twilio.error_codes import classify, more_info_url
 from smsrelay.providers.twilio.statuses import our_status
@@ -51,45 +53,6 @@ _CALL_FAILURES: tuple[type[BaseException], ...] = (
 )
 
 _T = TypeVar("_T")
-
-
-@dataclass(slots=True)
-class _Wire:
-    """What aiohttp saw during one SDK call (the SDK hides it), filled in by trace hooks."""
-
-    request_started: bool = False
-    retry_after: str | None = None
-
-
-# Trace hooks run inside the calling task, so a context variable ties them to one call.
-_current_wire: ContextVar[_Wire | None] = ContextVar("smsrelay_twilio_wire", default=None)
-
-
-async def _on_headers_sent(
-    _session: aiohttp.ClientSession,
-    _ctx: SimpleNamespace,
-    _params: aiohttp.TraceRequestHeadersSentParams,
-) -> None:
-    wire = _current_wire.get()
-    if wire is not None:
-        wire.request_started = True
-
-
-async def _on_request_end(
-    _session: aiohttp.ClientSession,
-    _ctx: SimpleNamespace,
-    params: aiohttp.TraceRequestEndParams,
-) -> None:
-    wire = _current_wire.get()
-    if wire is not None:
-        wire.retry_after = params.response.headers.get("Retry-After")
-
-
-def _wire_tracing() -> aiohttp.TraceConfig:
-    config = aiohttp.TraceConfig()
-    config.on_request_headers_sent.append(_on_headers_sent)
-    config.on_request_end.append(_on_request_end)
-    return config
 
 
 class _BasicAuthHeader:
@@ -141,14 +104,12 @@ class TwilioProvider:
 
     async def send(self, request: SendRequest) -> SendResult:
         params = self._create_params(request)
-        wire = _Wire()
-        token = _current_wire.set(wire)
+        wire = Wire()
         try:
-            message = await self._call(lambda client: client.messages.create_async(**params))
+            with watching(wire):
+                message = await self._call(lambda client: client.messages.create_async(**params))
         except _CALL_FAILURES as exc:
             return _failure_result(exc, wire)
-        finally:
-            _current_wire.reset(token)
         return _accepted_result(message)
 
     async def fetch(self, provider_message_id: str) -> ProviderMessage | None:
@@ -199,7 +160,7 @@ class TwilioProvider:
         """Build the SDK client on first use, inside the running loop (aiohttp needs one)."""
         if self._client is None:
             # max_retries=None keeps aiohttp_retry out: a retried POST would send a second SMS.
-            self._http = AsyncTwilioHttpClient(trace_configs=[_wire_tracing()], max_retries=None)
+            self._http = AsyncTwilioHttpClient(trace_configs=[wire_tracing()], max_retries=None)
             client = Client(
                 self._account_sid,
                 self._auth_token,
@@ -259,7 +220,7 @@ def _accepted_result(message: Any) -> SendResult:
     return SendResult(Outcome.ACCEPTED, provider_message_id=sid, provider_status=message.status)
 
 
-def _failure_result(exc: BaseException, wire: _Wire) -> SendResult:
+def _failure_result(exc: BaseException, wire: Wire) -> SendResult:
     if isinstance(exc, TwilioRestException | TwilioServiceException):
         return _rest_failure_result(exc, wire)
     if isinstance(exc, TwilioException | ValueError):
@@ -267,26 +228,16 @@ def _failure_result(exc: BaseException, wire: _Wire) -> SendResult:
         return SendResult(
             Outcome.AMBIGUOUS, error=ProviderError(f"Twilio's answer could not be read: {exc}")
         )
-    return _transport_failure_result(exc, wire)
+    return transport_failure("Twilio", exc, wire, _describe(exc))
 
 
-def _rest_failure_result(exc: Any, wire: _Wire) -> SendResult:
+def _rest_failure_result(exc: Any, wire: Wire) -> SendResult:
     status = _http_status(exc)
     error = _provider_error(exc)
     code = error.code if isinstance(error.code, int) else None
     outcome = classify(code, status)
-    retry_after = _seconds_from_retry_after(wire.retry_after)
-    if outcome is not Outcome.RETRYABLE:
-        retry_after = None
+    retry_after = retry_after_for(outcome, wire.retry_after)
     return SendResult(outcome, error=error, retry_after_seconds=retry_after)
-
-
-def _transport_failure_result(exc: BaseException, wire: _Wire) -> SendResult:
-    """Nothing written yet (refused, DNS, TLS, connect timeout) is safe to retry; else not."""
-    never_sent = isinstance(exc, aiohttp.ClientConnectorError) or not wire.request_started
-    outcome = Outcome.RETRYABLE if never_sent else Outcome.AMBIGUOUS
-    stage = "before the request was sent" if never_sent else "after the request was sent"
-    return SendResult(outcome, error=ProviderError(f"Twilio request {_describe(exc)} {stage}"))
 
 
 def _provider_error(exc: Any) -> ProviderError:
@@ -328,28 +279,6 @@ def _as_int(value: object) -> int | None:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return None
-
-
-def _seconds_from_retry_after(value: str | None) -> float | None:
-    """Read Retry-After as delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    seconds: float | None
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = _seconds_until_http_date(value)
-    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
-
-
-def _seconds_until_http_date(value: str) -> float | None:
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
 
 
 def _credentials_error(exc: BaseException) -> ProviderConfigError:
