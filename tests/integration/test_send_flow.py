@@ -151,3 +151,23 @@ async def test_resend_through_the_api_until_the_cap(start_app: StartApp) -> None
     assert missing.status_code == 404
     empty = await app.client.post("/api/sms/outbox/resend", headers=app.auth(), json={})
     assert empty.status_code == 422 and "outboxId" in empty.json()["error"]["message"]
+
+
+async def test_metrics_count_submissions_attempts_and_callbacks(start_app: StartApp) -> None:
+    app = await start_app()
+    before = (await app.client.get("/metrics")).text
+    entry = (await app.send(to="+15005550006", message="Hello")).json()
+    await app.wait_for_status(entry["outboxId"], "delivered")
+    text = (await app.client.get("/metrics")).text
+    assert 'smsrelay_send_attempts_total{outcome="accepted",provider="simulator"}' in text
+    assert 'smsrelay_status_updates_total{result="applied"}' in text
+    assert _value(text, 'smsrelay_messages_submitted_total{status="pending"}') == (
+        _value(before, 'smsrelay_messages_submitted_total{status="pending"}') + 1
+    )
+
+
+def _value(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0

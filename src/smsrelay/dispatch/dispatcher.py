@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from sqlalchemy import insert
 from sqlalchemy.engine import RowMapping
 
+from smsrelay import metrics
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.ids import new_id
 from smsrelay.domain.status import Status, is_terminal
@@ -202,11 +203,15 @@ class Dispatcher:
             return
         provider = self.providers[row["provider"]]
         request = self._request(row)
+        started = asyncio.get_running_loop().time()
         try:
             result = await provider.send(request)
         except Exception as exc:  # an adapter bug: the request may have gone out
             log.error("dispatch.provider_crashed", outbox_id=row["id"], error=type(exc).__name__)
             result = SendResult(Outcome.AMBIGUOUS, error=ProviderError(message=type(exc).__name__))
+        elapsed = asyncio.get_running_loop().time() - started
+        metrics.SEND_SECONDS.labels(row["provider"]).observe(elapsed)
+        metrics.SEND_ATTEMPTS.labels(row["provider"], result.outcome.value).inc()
         await self.record_result(row, result)
 
     def _lease_fresh(self, row: RowMapping) -> bool:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smsrelay import metrics
 from smsrelay.domain.status import Status, moves_forward
 from smsrelay.providers.base import ProviderError, SendResult
 from smsrelay.store.database import Database
@@ -56,8 +57,11 @@ async def apply_status_update(db: Database, update: StatusUpdate) -> str:
         row = await _find_message(outbox, update)
         if row is None:
             await _park_unmatched(connection, update)
-            return "unmatched"
-        return await _apply_to_row(outbox, row, update)
+            result = "unmatched"
+        else:
+            result = await _apply_to_row(outbox, row, update)
+    metrics.STATUS_UPDATES.labels(result).inc()
+    return result
 
 
 async def _find_message(outbox: OutboxRepository, update: StatusUpdate) -> RowMapping | None:

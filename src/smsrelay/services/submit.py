@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smsrelay import metrics
 from smsrelay.domain import phones, pricing, senders
 from smsrelay.domain.ids import new_id
 from smsrelay.domain.messages import OutboxEntry
@@ -127,6 +128,7 @@ async def add_message(
         await outbox.add_event(row["id"], kind, now, to_status=row["status"], data=data)
     stored = await outbox.get_row(row["id"])
     assert stored is not None
+    metrics.MESSAGES_SUBMITTED.labels(row["status"]).inc()
     return to_entry(stored, await outbox.events(row["id"]))
 
 
