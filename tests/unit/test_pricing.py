@@ -79,3 +79,20 @@ def test_override_prices_a_country_the_table_lacks() -> None:
 def test_total_cost_is_exact(per_segment: str, segments: int, total: str) -> None:
     cost = pricing.total_cost(Price(Decimal(per_segment), "USD"), segments)
     assert cost == Decimal(total) and str(cost) == total
+
+
+@pytest.mark.parametrize(
+    ("reported", "expected"),
+    [("-0.00790", "0.00790"), ("0.0158", "0.0158"), (None, None), ("", None), ("NaN", None)],
+)
+def test_provider_cost_is_the_billed_amount_as_a_positive_decimal(
+    reported: str | None, expected: str | None
+) -> None:
+    cost = pricing.provider_cost(reported)
+    assert (None if cost is None else str(cost)) == expected
+
+
+def test_cost_difference_needs_a_price_in_the_same_currency() -> None:
+    assert pricing.cost_difference("0.00790", "0.0083", "usd", "USD") == Decimal("-0.00040")
+    assert pricing.cost_difference("0.5", "0.0083", "EUR", "USD") is None
+    assert pricing.cost_difference(None, "0.0083", None, "USD") is None

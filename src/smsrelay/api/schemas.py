@@ -142,6 +142,13 @@ class OutboxEntryOut(ApiModel):
     custom_data: dict[str, Any]
     template_key: str | None
     events: list[EventOut] | None = None
+    provider_cost: str | None = Field(
+        default=None, description="What the provider billed, once it reports it"
+    )
+    provider_currency: str | None = None
+    cost_difference: str | None = Field(
+        default=None, description="providerCost − totalCost; null until the provider reports"
+    )
 
 
 class OutboxPageOut(ApiModel):
@@ -201,6 +208,9 @@ def entry_out(entry: OutboxEntry, with_events: bool = False) -> OutboxEntryOut:
         custom_data=entry.custom_data,
         template_key=entry.template_key,
         events=[_event_out(e) for e in entry.events] if with_events else None,
+        provider_cost=entry.provider_cost,
+        provider_currency=entry.provider_currency,
+        cost_difference=entry.cost_difference,
     )
 
 

@@ -20,7 +20,14 @@ from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.ids import new_id
 from smsrelay.domain.status import Status, is_terminal
 from smsrelay.logs import get_logger
-from smsrelay.providers.base import Outcome, Provider, ProviderError, SendRequest, SendResult
+from smsrelay.providers.base import (
+    Outcome,
+    Provider,
+    ProviderError,
+    ProviderMessage,
+    SendRequest,
+    SendResult,
+)
 from smsrelay.services.consent import (
     enforce_at_dispatch_batch,
     record_dispatch_decision,
@@ -34,7 +41,8 @@ from smsrelay.services.delivery import (
     has_parked_updates,
     result_event_data,
 )
-from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed
+from smsrelay.services.prices import record_provider_price
+from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed, claim_unpriced
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
 from smsrelay.store.tables import message_events
@@ -144,6 +152,7 @@ class Dispatcher:
             return
         self._next_status_check = loop_time + min(60.0, self.config.status_check_after_seconds)
         await self.check_unconfirmed()
+        await self.check_prices()
 
     async def check_unconfirmed(self) -> int:
         """Ask the provider about `sent` messages that never got a final status."""
@@ -160,7 +169,25 @@ class Dispatcher:
             await self._check_status(row)
         return len(rows)
 
-    async def _check_status(self, row: RowMapping) -> None:
+    async def check_prices(self) -> int:
+        """Ask the provider what it billed for final messages whose price is not recorded yet."""
+        now = self.clock()
+        askable = [name for name, p in self.providers.items() if p.can_look_up_messages]
+        async with self.db.transaction() as connection:
+            rows = await claim_unpriced(
+                connection,
+                now,
+                timedelta(seconds=self.config.status_check_after_seconds),
+                timedelta(seconds=self.config.status_check_give_up_seconds),
+                self.config.batch_size,
+                askable,
+            )
+        for row in rows:
+            await self._fetch(row)
+        return len(rows)
+
+    async def _fetch(self, row: RowMapping) -> ProviderMessage | None:
+        """The provider's record of a message, its billed price stored; None when unreachable."""
         provider = self.providers[row["provider"]]
         try:
             found = await provider.fetch(row["provider_message_id"])
@@ -168,7 +195,13 @@ class Dispatcher:
             log.warning(
                 "dispatch.status_check_failed", outbox_id=row["id"], error=type(exc).__name__
             )
-            return
+            return None
+        if found is not None and found.price is not None:
+            await record_provider_price(self.db, row["id"], found.price, found.price_unit)
+        return found
+
+    async def _check_status(self, row: RowMapping) -> None:
+        found = await self._fetch(row)
         if found is None or not is_terminal(Status(found.status)):
             return
         update = StatusUpdate(

@@ -54,3 +54,6 @@ class OutboxEntry:
     custom_data: dict[str, Any]
     template_key: str | None
     events: list[MessageEvent] = field(default_factory=list)
+    provider_cost: str | None = None  # what the provider billed, once it reports it
+    provider_currency: str | None = None
+    cost_difference: str | None = None  # provider_cost - total_cost, when both are known

@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["Price", "PriceKey", "PriceTable", "price_for", "shipped_prices", "total_cost"]
+__all__ = [
+    "Price",
+    "PriceKey",
+    "PriceTable",
+    "cost_difference",
+    "price_for",
+    "priced_providers",
+    "provider_cost",
+    "shipped_prices",
+    "total_cost",
+]
 
 PriceKey = tuple[str, str]  # (provider name, ISO 3166-1 alpha-2 country)
 
@@ -56,6 +66,27 @@ def total_cost(price: Price, segments: int) -> Decimal:
     return price.per_segment * segments
 
 
+def provider_cost(reported: str | None) -> Decimal | None:
+    """What the provider billed, as a non-negative amount (Twilio reports "-0.00790"); None if
+    it has not said yet or said something that is not a number."""
+    if reported is None:
+        return None
+    try:
+        amount = Decimal(reported.strip())
+    except InvalidOperation:
+        return None
+    return abs(amount) if amount.is_finite() else None
+
+
+def cost_difference(
+    provider_cost: str | None, estimate: str, provider_currency: str | None, currency: str
+) -> Decimal | None:
+    """The provider's cost minus our estimate, once known and in the same currency."""
+    if provider_cost is None or (provider_currency or "").upper() != currency.upper():
+        return None
+    return Decimal(provider_cost) - Decimal(estimate)
+
+
 @cache
 def shipped_prices() -> PriceTable:
     """The table shipped in ``data/prices.json``."""
@@ -67,6 +98,12 @@ def shipped_prices() -> PriceTable:
         aliases={a["provider"]: a["sameAs"] for a in data["aliases"]},
         fallback=_price(data["fallback"]),
     )
+
+
+def priced_providers(table: PriceTable | None = None) -> frozenset[str]:
+    """The providers the table prices (directly or as an alias): the ones a tenant may override."""
+    table = table or shipped_prices()
+    return frozenset(provider for provider, _ in table.prices) | frozenset(table.aliases)
 
 
 def _keys(provider: str, region: str, aliases: Mapping[str, str]) -> list[PriceKey]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -89,7 +90,45 @@ async def claim_unconfirmed(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list((await connection.execute(due)).scalars())
+    return await _mark_checked(connection, list((await connection.execute(due)).scalars()), now)
+
+
+PRICED_STATUSES = (Status.DELIVERED.value, Status.UNDELIVERED.value, Status.FAILED.value)
+
+
+async def claim_unpriced(
+    connection: AsyncConnection,
+    now: datetime,
+    after: timedelta,
+    give_up: timedelta,
+    limit: int,
+    providers: Sequence[str],
+) -> list[RowMapping]:
+    """Final messages at `providers` with no billed price yet, not asked within `after`."""
+    due = (
+        select(messages.c.id)
+        .where(
+            messages.c.status.in_(PRICED_STATUSES),
+            messages.c.provider.in_(providers),
+            messages.c.provider_message_id.is_not(None),
+            messages.c.provider_price.is_(None),
+            messages.c.sent_at <= now - after,
+            messages.c.sent_at > now - give_up,
+            or_(
+                messages.c.status_checked_at.is_(None),
+                messages.c.status_checked_at <= now - after,
+            ),
+        )
+        .order_by(messages.c.sent_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return await _mark_checked(connection, list((await connection.execute(due)).scalars()), now)
+
+
+async def _mark_checked(
+    connection: AsyncConnection, ids: list[str], now: datetime
+) -> list[RowMapping]:
     if not ids:
         return []
     checked = (

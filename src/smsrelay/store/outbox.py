@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smsrelay.domain import pricing
 from smsrelay.domain.messages import ErrorDetails, MessageEvent, OutboxEntry
 from smsrelay.domain.status import Status
 from smsrelay.store.tables import message_events, message_tags, messages
@@ -197,7 +198,17 @@ def to_entry(row: RowMapping, events: Sequence[MessageEvent] = ()) -> OutboxEntr
         custom_data=dict(row["custom_data"] or {}),
         template_key=row["template_key"],
         events=list(events),
+        provider_cost=row["provider_price"],
+        provider_currency=row["provider_price_unit"],
+        cost_difference=_difference(row),
     )
+
+
+def _difference(row: RowMapping) -> str | None:
+    difference = pricing.cost_difference(
+        row["provider_price"], row["total_cost"], row["provider_price_unit"], row["currency"]
+    )
+    return None if difference is None else str(difference)
 
 
 def _error(row: RowMapping) -> ErrorDetails | None:

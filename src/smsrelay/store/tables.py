@@ -121,6 +121,9 @@ messages = Table(
     Column("tags", JSON, nullable=False),
     Column("custom_data", JSON, nullable=False),
     Column("template_key", String(200)),
+    # What the provider billed (absolute value, a decimal string), once it reports it (0005).
+    Column("provider_price", String(24)),
+    Column("provider_price_unit", String(3)),
     Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
     Index("ix_messages_dispatch", "status", "next_attempt_at"),
     Index("ix_messages_lease", "status", "lease_expires_at"),
@@ -270,3 +273,17 @@ tenant_settings = Table(
 
 # Which tenant last texted a number (inbound ownership) without knowing the tenant first.
 Index("ix_messages_recipient_created", messages.c.recipient, messages.c.created_at)
+
+# --- Prices (migration 0005): a tenant's own price per segment, overriding the shipped table ---
+
+tenant_prices = Table(
+    "tenant_prices",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("country", String(2), primary_key=True),
+    Column("per_segment", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

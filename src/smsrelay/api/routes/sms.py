@@ -21,6 +21,7 @@ from smsrelay.domain.messages import OutboxEntry
 from smsrelay.domain.status import Status
 from smsrelay.services.idempotency import Answer, fingerprint
 from smsrelay.services.outbox_queries import get_entry, list_entries
+from smsrelay.services.prices import tenant_policy
 from smsrelay.services.resend import resend_message
 from smsrelay.services.submit import NewMessage, submit_message, submit_once
 from smsrelay.store.outbox import OutboxFilter
@@ -62,7 +63,7 @@ async def send_sms(
         smart_encoding=body.smart_encoding,
         override_suppression=body.override_suppression,
     )
-    policy = container.submit_policy
+    policy = await tenant_policy(container.db, container.submit_policy, principal.tenant_id)
     if idempotency_key is None:
         entry = await submit_message(container.db, policy, principal, new)
         answer = Answer(202, _render(entry), replayed=False)

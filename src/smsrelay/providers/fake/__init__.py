@@ -66,9 +66,23 @@ class FakeProvider:
     async def close(self) -> None:
         return None
 
-    def report(self, sid: str, status: str, error: ProviderError | None = None) -> None:
-        """Change what `fetch` says about a message (as a carrier receipt would)."""
+    def report(
+        self,
+        sid: str,
+        status: str,
+        error: ProviderError | None = None,
+        price: str | None = None,
+        price_unit: str | None = None,
+    ) -> None:
+        """Change what `fetch` says about a message (as a carrier receipt would), e.g. the
+        price billed as Twilio reports it ("-0.00790", "USD")."""
         message = self.accepted[sid]
         self.accepted[sid] = ProviderMessage(
-            sid, status, to=message.to, body=message.body, error=error
+            sid,
+            status,
+            to=message.to,
+            body=message.body,
+            error=error,
+            price=price,
+            price_unit=price_unit,
         )

@@ -1,0 +1,151 @@
+"""A tenant's own prices per segment, applied at submit and preview; the provider's billed price."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+import phonenumbers
+from sqlalchemy.engine import RowMapping
+
+from smsrelay.domain import pricing
+from smsrelay.services.errors import InvalidRequest, NotFound
+from smsrelay.services.submit import SubmitPolicy
+from smsrelay.store.database import Database
+from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.prices import TenantPriceRepository
+
+_AMOUNT = re.compile(r"\d{1,12}(\.\d{1,6})?")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+DEFAULT_SOURCE = "tenant override"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceInput:
+    provider: str
+    country: str
+    per_segment: str
+    currency: str
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPrice:
+    provider: str
+    country: str
+    per_segment: str
+    currency: str
+    source: str
+    updated_at: datetime
+
+
+async def set_tenant_price(
+    db: Database, tenant_id: str, given: PriceInput, now: datetime
+) -> TenantPrice:
+    """Validate and store the tenant's price for one provider and country (replacing any).
+
+    `NotFound` for a provider the price table does not know (a typo would otherwise be stored
+    and never used); `InvalidRequest` naming the field for a malformed price.
+    """
+    price = _validated(given, now)
+    values = {"per_segment": price.per_segment, "currency": price.currency, "source": price.source}
+    async with db.transaction() as connection:
+        await TenantPriceRepository(connection).save(
+            tenant_id, price.provider, price.country, values, now
+        )
+    return price
+
+
+async def list_tenant_prices(db: Database, tenant_id: str) -> list[TenantPrice]:
+    async with db.transaction() as connection:
+        rows = await TenantPriceRepository(connection).all(tenant_id)
+    return [_tenant_price(row) for row in rows]
+
+
+async def delete_tenant_price(db: Database, tenant_id: str, provider: str, country: str) -> None:
+    """Remove an override (the shipped price applies again); `NotFound` when there is none."""
+    _known(provider)
+    country = _country(country)
+    async with db.transaction() as connection:
+        removed = await TenantPriceRepository(connection).remove(tenant_id, provider, country)
+    if not removed:
+        raise NotFound(f"no price override for provider {provider!r} to {country}")
+
+
+async def tenant_price_overrides(
+    db: Database, tenant_id: str
+) -> dict[pricing.PriceKey, pricing.Price]:
+    """The tenant's overrides in the shape `pricing.price_for` takes."""
+    return {
+        (p.provider, p.country): pricing.Price(Decimal(p.per_segment), p.currency, p.source)
+        for p in await list_tenant_prices(db, tenant_id)
+    }
+
+
+async def tenant_policy(db: Database, policy: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
+    """`policy` with the tenant's prices over the deployment's overrides."""
+    own = await tenant_price_overrides(db, tenant_id)
+    if not own:
+        return policy
+    return replace(policy, price_overrides={**(policy.price_overrides or {}), **own})
+
+
+async def record_provider_price(
+    db: Database, outbox_id: str, reported: str | None, unit: str | None
+) -> bool:
+    """Store what the provider billed for a message beside the estimate; False if not known."""
+    cost = pricing.provider_cost(reported)
+    if cost is None:
+        return False
+    async with db.transaction() as connection:
+        await OutboxRepository(connection).update(
+            outbox_id,
+            provider_price=str(cost),
+            provider_price_unit=(unit or "").upper()[:3] or None,
+        )
+    return True
+
+
+def _known(provider: str) -> None:
+    known = pricing.priced_providers()
+    if provider not in known:
+        raise NotFound(f"no provider {provider!r}; use one of {', '.join(sorted(known))}")
+
+
+def _validated(given: PriceInput, now: datetime) -> TenantPrice:
+    _known(given.provider)
+    if not _AMOUNT.fullmatch(given.per_segment):
+        raise InvalidRequest(
+            "perSegment", "must be a non-negative decimal string with at most 6 decimal places"
+        )
+    if not _CURRENCY.fullmatch(given.currency):
+        raise InvalidRequest("currency", "must be a 3-letter ISO 4217 code such as 'USD'")
+    source = (given.source or "").strip() or DEFAULT_SOURCE
+    return TenantPrice(
+        given.provider,
+        _country(given.country),
+        given.per_segment,
+        given.currency.upper(),
+        source,
+        now,
+    )
+
+
+def _country(code: str) -> str:
+    upper = code.upper()
+    if len(upper) != 2 or upper not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidRequest("country", "must be an ISO 3166-1 alpha-2 code such as 'US'")
+    return upper
+
+
+def _tenant_price(row: RowMapping) -> TenantPrice:
+    return TenantPrice(
+        row["provider"],
+        row["country"],
+        row["per_segment"],
+        row["currency"],
+        row["source"],
+        row["updated_at"],
+    )
