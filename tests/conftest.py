@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -43,16 +44,25 @@ def _masked_json_logs() -> None:
     configure_logging(level="INFO", json=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str | None]:
-    """A throw-away PostgreSQL database for the session, when SMSRELAY_TEST_DATABASE_URL is set."""
+@contextmanager
+def throwaway_postgres(purpose: str) -> Iterator[str | None]:
+    """A PostgreSQL database of its own (None without SMSRELAY_TEST_DATABASE_URL), then dropped."""
     if not PG_URL:
         yield None
         return
-    name = f"smsrelay_test_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"smsrelay_{purpose}_{os.getpid()}_{secrets.token_hex(3)}"
     _admin(f'CREATE DATABASE "{name}"')
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """The session's PostgreSQL database for in-process tests (emptied before each test)."""
+    with throwaway_postgres("test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import throwaway_postgres
+
 STARTUP_SECONDS = 20.0
 STOP_SECONDS = 10.0
 CLI_SECONDS = 30.0
@@ -190,15 +192,19 @@ def _healthy(client: httpx.Client) -> bool:
 
 
 @pytest.fixture(scope="session")
-def e2e_database_url(
-    tmp_path_factory: pytest.TempPathFactory, postgres_database: str | None
-) -> str:
-    """A SQLite file for the session, or the session's PostgreSQL database, migrated."""
-    if postgres_database is None:
-        return f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'smsrelay.db'}"
-    result = Cli(postgres_database, tmp_path_factory.mktemp("e2e-migrate"))("migrate")
-    assert result.returncode == 0, result.stderr
-    return postgres_database
+def e2e_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLite file, or a PostgreSQL database of the e2e servers' own, migrated.
+
+    Never the in-process tests' database: a server started here keeps dispatching for the
+    whole session and would take their messages (and hold locks while they empty tables).
+    """
+    with throwaway_postgres("e2e") as postgres:
+        if postgres is None:
+            yield f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'smsrelay.db'}"
+            return
+        result = Cli(postgres, tmp_path_factory.mktemp("e2e-migrate"))("migrate")
+        assert result.returncode == 0, result.stderr
+        yield postgres
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,7 @@ class LiveApp:
         return await self.client.post("/api/sms/send", json=body, headers=self.auth())
 
     async def wait_for_status(
-        self, outbox_id: str, *statuses: str, within: float = 10.0
+        self, outbox_id: str, *statuses: str, within: float = 30.0
     ) -> dict[str, Any]:
         async with asyncio.timeout(within):
             while True:
