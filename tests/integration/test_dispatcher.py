@@ -103,12 +103,53 @@ async def test_ambiguous_send_the_provider_never_got_is_sent_again(world: World)
     dispatcher = world.dispatcher()
     await dispatcher.process_all()
     world.clock.advance(6)
-    await dispatcher.process_all()  # reconcile: not found → retry scheduled
+    await dispatcher.process_all()  # reconcile: not found yet → ask again after a lease
+    assert (await world.row(outbox_id))["status"] == "sending"
+    assert len(world.provider.requests) == 1
+    world.clock.advance(31)
+    await dispatcher.process_all()  # still not found → retry scheduled
     world.clock.advance(20)
     await dispatcher.process_all()
     assert (await world.row(outbox_id))["status"] == "sent"
     assert len(world.provider.requests) == 2
     assert len(world.provider.accepted) == 1
+    assert "reconcile_not_found" in await world.kinds(outbox_id)
+
+
+async def test_a_stalled_senders_late_acceptance_cancels_the_scheduled_retry(
+    world: World,
+) -> None:
+    outbox_id = await world.submit()
+    stalled, other = world.dispatcher("stalled"), world.dispatcher("other")
+    row = await world.claim(stalled)
+    world.clock.advance(31)  # the lease ran out while the stalled worker's request travelled
+    await other.process_all()  # takes over: the provider has no record yet
+    world.clock.advance(31)
+    await other.process_all()  # still none: a retry is scheduled
+    assert (await world.row(outbox_id))["status"] == "pending"
+    await stalled.record_result(row, SendResult(Outcome.ACCEPTED, provider_message_id="SMlate"))
+    after = await world.row(outbox_id)
+    assert (after["status"], after["provider_message_id"]) == ("sent", "SMlate")
+    world.clock.advance(60)
+    await other.process_all()
+    assert world.provider.requests == []  # nothing sent again
+    assert "late_acceptance" in await world.kinds(outbox_id)
+
+
+async def test_a_worker_that_lost_its_lease_cannot_change_the_new_owners_attempt(
+    world: World,
+) -> None:
+    outbox_id = await world.submit()
+    stalled, other = world.dispatcher("stalled"), world.dispatcher("other")
+    row = await world.claim(stalled)
+    world.clock.advance(31)
+    async with world.db.transaction() as connection:
+        from smsrelay.store.claims import claim_expired
+
+        await claim_expired(connection, other.name, world.clock.now, timedelta(seconds=30), 5)
+    await stalled.record_result(row, SendResult(Outcome.AMBIGUOUS, error=_error(20500)))
+    current = await world.row(outbox_id)
+    assert current["lease_owner"] == other.name and current["needs_reconcile"] == 0
 
 
 async def test_a_dead_workers_claim_is_taken_over_and_reconciled(world: World) -> None:

@@ -261,9 +261,9 @@ class Dispatcher:
         now = self.clock()
         async with self.db.transaction() as connection:
             outbox = OutboxRepository(connection)
-            released = await outbox.update_if_status(
+            released = await outbox.update_if_owned(
                 row["id"],
-                Status.SENDING,
+                self.name,
                 status=Status.PENDING.value,
                 next_attempt_at=now,
                 attempt_count=row["attempt_count"] - 1,
@@ -337,9 +337,9 @@ class Dispatcher:
                 from_status=Status.SENDING.value,
                 to_status=Status.SENT.value,
             )
-            moved = await outbox.update_if_status(
+            moved = await outbox.update_if_owned(
                 row["id"],
-                Status.SENDING,
+                self.name,
                 status=Status.SENT.value,
                 provider_message_id=sid,
                 sent_at=now,
@@ -350,7 +350,7 @@ class Dispatcher:
                 **error_columns(None),
             )
             if not moved:
-                await _fill_provider_id(outbox, row["id"], sid)
+                await _late_acceptance(outbox, row["id"], sid, now)
             parked = sid is not None and await has_parked_updates(connection, sid)
         if parked and sid:
             await apply_parked_updates(self.db, sid)
@@ -376,15 +376,16 @@ class Dispatcher:
                 to_status=Status.PENDING.value,
                 data={**result_event_data(result), "retryAt": decision.retry_at.isoformat()},
             )
-            await outbox.update_if_status(
+            await outbox.update_if_owned(
                 row["id"],
-                Status.SENDING,
+                self.name,
                 status=Status.PENDING.value,
                 next_attempt_at=decision.retry_at,
                 retry_count=row["retry_count"] + 1,
                 updated_at=now,
                 lease_owner=None,
                 lease_expires_at=None,
+                needs_reconcile=0,
                 **error_columns(result.error),
             )
 
@@ -397,9 +398,9 @@ class Dispatcher:
             await outbox.add_event(
                 row["id"], "attempt_ambiguous", now, data=result_event_data(result)
             )
-            await outbox.update_if_status(
+            await outbox.update_if_owned(
                 row["id"],
-                Status.SENDING,
+                self.name,
                 needs_reconcile=1,
                 lease_expires_at=check_at,
                 updated_at=now,
@@ -442,9 +443,9 @@ class Dispatcher:
         now = self.clock()
         async with self.db.transaction() as connection:
             outbox = OutboxRepository(connection)
-            moved = await outbox.update_if_status(
+            moved = await outbox.update_if_owned(
                 row["id"],
-                Status.SENDING,
+                self.name,
                 status=status.value,
                 updated_at=now,
                 lease_owner=None,
@@ -483,7 +484,30 @@ class Dispatcher:
             accepted = SendResult(Outcome.ACCEPTED, provider_message_id=found.provider_message_id)
             await self._accepted(row, accepted)
             return
+        if row["needs_reconcile"] != _ASKED_ONCE:
+            await self._ask_again_later(row)
+            return
         await self._retry_or_fail(row, SendResult(Outcome.RETRYABLE, error=_NOT_FOUND))
+
+    async def _ask_again_later(self, row: RowMapping) -> None:
+        """Not found yet: a stalled sender's request may still be on its way. Wait one lease."""
+        now = self.clock()
+        async with self.db.transaction() as connection:
+            outbox = OutboxRepository(connection)
+            waiting = await outbox.update_if_owned(
+                row["id"],
+                self.name,
+                needs_reconcile=_ASKED_ONCE,
+                lease_expires_at=now + timedelta(seconds=self.config.lease_seconds),
+                updated_at=now,
+            )
+            if waiting:
+                await outbox.add_event(
+                    row["id"],
+                    "reconcile_not_found",
+                    now,
+                    data={"askAgainInSeconds": self.config.lease_seconds},
+                )
 
     async def _await_report(self, row: RowMapping) -> None:
         """A provider we cannot ask: wait for its delivery report, then give up as failed."""
@@ -495,10 +519,41 @@ class Dispatcher:
         await self._failed(row, result, reason="no delivery report; not sent again blindly")
 
 
+_ASKED_ONCE = 2  # needs_reconcile: the provider was asked once and had no record
+
 _UNRESOLVED = ProviderError(
     message="the provider never confirmed this attempt and cannot be asked; resend if needed"
 )
 _NOT_FOUND = ProviderError(message="provider has no record of the attempt; sending again")
+
+
+async def _late_acceptance(
+    outbox: OutboxRepository, message_id: str, sid: str | None, now: datetime
+) -> None:
+    """The provider took a send whose lease this worker had lost.
+
+    If the message is only waiting for a retry, that retry would be a duplicate: record the
+    acceptance instead. Otherwise keep the id for the record (another worker owns the send).
+    """
+    if sid is not None and await outbox.update_if_status(
+        message_id,
+        Status.PENDING,
+        status=Status.SENT.value,
+        provider_message_id=sid,
+        sent_at=now,
+        updated_at=now,
+        needs_reconcile=0,
+    ):
+        await outbox.add_event(
+            message_id,
+            "late_acceptance",
+            now,
+            from_status=Status.PENDING.value,
+            to_status=Status.SENT.value,
+            data={"providerMessageId": sid},
+        )
+        return
+    await _fill_provider_id(outbox, message_id, sid)
 
 
 async def _fill_provider_id(outbox: OutboxRepository, message_id: str, sid: str | None) -> None:

@@ -68,6 +68,19 @@ class OutboxRepository:
         )
         return bool(result.rowcount)
 
+    async def update_if_owned(self, message_id: str, owner: str, **values: Any) -> bool:
+        """Compare-and-set for a dispatcher: only while the message is `sending` on its lease."""
+        result = await self.connection.execute(
+            update(messages)
+            .where(
+                messages.c.id == message_id,
+                messages.c.status == Status.SENDING.value,
+                messages.c.lease_owner == owner,
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount)
+
     async def page(self, query: OutboxFilter) -> list[RowMapping]:
         statement = select(messages).where(*_conditions(query))
         statement = statement.order_by(messages.c.created_at.desc(), messages.c.id.desc())
