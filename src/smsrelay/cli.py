@@ -86,8 +86,6 @@ async def _check_provider(container: Any) -> None:
     """Fail at start, naming the variables, when the provider cannot be configured."""
     from smsrelay.bootstrap import start_provider
 
-    if container.provider_name == "simulator":
-        return
     setup = await start_provider(container.settings, container.provider_name)
     await setup.close()
 
