@@ -287,3 +287,105 @@ tenant_prices = Table(
     Column("source", String(200), nullable=False),
     Column("updated_at", TS, nullable=False),
 )
+
+# --- Balances and alerts (migration 0007): credit balance, its ledger, alert settings, alerts ---
+
+# A tenant is metered only once it has an account (the operator's first credit creates it).
+# Amounts are whole millionths of `currency` (see domain/billing.py).
+balance_accounts = Table(
+    "balance_accounts",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("balance_micros", BigInteger, nullable=False),
+    # 1 once a low-balance alert went out, 0 again when the balance is back at the threshold.
+    Column("low_alerted", Integer, nullable=False, default=0),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# One row per movement; (message, kind, round) is unique so nothing is debited or refunded
+# twice. `send_round` is 0 for the first send and the resend number after that.
+balance_ledger = Table(
+    "balance_ledger",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("message_id", ID),
+    Column("send_round", Integer),
+    Column("amount_micros", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("note", Text),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("message_id", "kind", "send_round"),
+    Index("ix_balance_ledger_tenant_id", "tenant_id", "id"),
+)
+
+# Messages whose ending still needs looking at (a refund, a failed-SMS alert); removed once done.
+balance_watch = Table(
+    "balance_watch",
+    metadata,
+    Column("message_id", ID, ForeignKey("messages.id"), primary_key=True),
+    Column("tenant_id", ID, nullable=False),
+    Column("send_round", Integer, nullable=False),
+    Column("debited", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+alert_settings = Table(
+    "alert_settings",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("url", String(2000)),
+    Column("email", String(320)),
+    Column("secret_encrypted", Text),  # HMAC signing secret, Fernet-encrypted (SecretBox)
+    Column("low_balance_threshold_micros", BigInteger),
+    Column("hard_stop", Integer, nullable=False, default=0),
+    Column("failed_sms", Integer, nullable=False, default=0),
+    Column("updated_at", TS, nullable=False),
+)
+
+# An alert to deliver on one channel (webhook or email), written with the event that caused it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(8), nullable=False),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", TS, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", TS, nullable=False),
+    Column("delivered_at", TS),
+    Index("ix_alerts_state_next", "state", "next_attempt_at"),
+    Index("ix_alerts_tenant_created", "tenant_id", "created_at"),
+)
+
+# --- Provider configs (migration 0006): a tenant's own provider credentials, secrets encrypted ---
+
+tenant_provider_configs = Table(
+    "tenant_provider_configs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("provider", String(32), nullable=False),
+    # The account the provider's callbacks name (Twilio's AccountSid), to find the signing key.
+    Column("account_id", String(64), index=True),
+    Column("settings", JSON, nullable=False),  # the non-secret fields, by their API names
+    Column("secrets", Text, nullable=False),  # Fernet token (SecretBox) of the secret fields
+    Column("secret_hints", JSON, nullable=False),  # the last 4 characters of each secret
+    Column("webhook_token_hash", String(64), unique=True),  # sha256 of the webhook URL token
+    Column("version", Integer, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("verified_at", TS),
+    UniqueConstraint("tenant_id", "provider"),
+)
+
+# The tenant config a message's last attempt went through (None: the platform's provider).
+messages.append_column(Column("provider_config_id", ID))
