@@ -389,3 +389,76 @@ tenant_provider_configs = Table(
 
 # The tenant config a message's last attempt went through (None: the platform's provider).
 messages.append_column(Column("provider_config_id", ID))
+
+# --- Bulk broadcasts and recipient lists (migration 0008) ---
+
+# One broadcast: the message (a `{{name}}` template), its options, counts and the expander's
+# lease and chunk cursor (`expanded_count` recipients have become outbox rows).
+bulks = Table(
+    "bulks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("user_id", ID),
+    Column("status", String(16), nullable=False),
+    Column("list_id", ID),
+    Column("message", Text, nullable=False),
+    Column("variables", JSON, nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("sender_id", String(64)),
+    Column("tags", JSON, nullable=False),
+    Column("custom_data", JSON, nullable=False),
+    Column("template_key", String(200)),
+    Column("smart_encoding", Integer, nullable=False),
+    Column("validity_seconds", Integer),
+    Column("scheduled_at", TS),
+    Column("time_zone", String(64)),
+    Column("accepted_count", Integer, nullable=False),
+    Column("rejected_count", Integer, nullable=False),
+    Column("duplicate_count", Integer, nullable=False),
+    Column("expanded_count", Integer, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", TS),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("canceled_at", TS),
+    Index("ix_bulks_tenant_created", "tenant_id", "created_at", "id"),
+    Index("ix_bulks_status_lease", "status", "lease_expires_at"),
+)
+
+# The accepted recipients, stored compactly behind the 202 until the expander writes them out.
+bulk_recipients = Table(
+    "bulk_recipients",
+    metadata,
+    Column("bulk_id", ID, ForeignKey("bulks.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("phone", String(32), nullable=False),
+    Column("region", String(3)),
+    Column("variables", Text),  # a JSON object, or NULL when the bulk's defaults do
+)
+
+recipient_lists = Table(
+    "recipient_lists",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_recipient_lists_tenant_created", "tenant_id", "created_at", "id"),
+)
+
+list_members = Table(
+    "list_members",
+    metadata,
+    Column("list_id", ID, ForeignKey("recipient_lists.id"), primary_key=True),
+    Column("phone", String(32), primary_key=True),
+    Column("region", String(3)),
+    Column("variables", Text),  # a JSON object, or NULL
+    Column("added_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# The broadcast a message belongs to (None: sent on its own), for progress and cancel.
+messages.append_column(Column("bulk_id", ID))
+Index("ix_messages_bulk_status", messages.c.bulk_id, messages.c.status)
