@@ -138,7 +138,13 @@ def build_row(
     """The outbox row for `new`, or `InvalidRequest` naming the field at fault."""
     if new.override_suppression and new.category != "transactional":
         raise InvalidRequest("overrideSuppression", "applies to transactional messages only")
-    plan = plan_message(policy, new)
+    return row_from_plan(plan_message(policy, new), principal, new, now)
+
+
+def row_from_plan(
+    plan: MessagePlan, principal: Principal, new: NewMessage, now: datetime
+) -> dict[str, Any]:
+    """The outbox row for a message already planned (bulk sends plan once per distinct text)."""
     scheduled = _scheduled(new.scheduled_at, now)
     return {
         "id": new_id("sms"),
@@ -171,7 +177,13 @@ def build_row(
 
 def plan_message(policy: SubmitPolicy, new: NewMessage) -> MessagePlan:
     """Validate `new` against `policy` (number, text, size, sender) and price it; writes nothing."""
-    number = _number(new.to, policy.default_region)
+    return plan_for_number(policy, _number(new.to, policy.default_region), new)
+
+
+def plan_for_number(
+    policy: SubmitPolicy, number: phones.PhoneNumber, new: NewMessage
+) -> MessagePlan:
+    """`plan_message` for a number already normalised; `new.to` is not read."""
     _check_text(new.message, policy.max_characters)
     segments = analyze(new.message, smart_encoding=new.smart_encoding)
     _check_text(segments.text, policy.max_characters)
