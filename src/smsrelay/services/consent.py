@@ -441,6 +441,11 @@ async def enforce_at_submit(
     if override and category != TRANSACTIONAL:
         raise InvalidRequest("overrideSuppression", "only transactional messages may set it")
     decision = await check_recipient(connection, tenant_id, phone, category, override, now=now)
+    return submit_verdict(decision, now)
+
+
+def submit_verdict(decision: Decision, now: datetime) -> SubmitVerdict:
+    """What submit does with a decision made for a message that would first go at `now`."""
     if decision.verdict is Verdict.BLOCK:
         return SubmitVerdict(Status.SUPPRESSED, decision.reason, now)
     if decision.verdict is Verdict.DEFER and decision.until is not None:

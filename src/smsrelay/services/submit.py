@@ -145,7 +145,7 @@ def row_from_plan(
     plan: MessagePlan, principal: Principal, new: NewMessage, now: datetime
 ) -> dict[str, Any]:
     """The outbox row for a message already planned (bulk sends plan once per distinct text)."""
-    scheduled = _scheduled(new.scheduled_at, now)
+    scheduled = scheduled_time(new.scheduled_at, now)
     return {
         "id": new_id("sms"),
         "tenant_id": principal.tenant_id,
@@ -242,7 +242,8 @@ def _sender(
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
 
-def _scheduled(scheduled_at: datetime | None, now: datetime) -> datetime | None:
+def scheduled_time(scheduled_at: datetime | None, now: datetime) -> datetime | None:
+    """`scheduledAt` in UTC (never before `now`), or `InvalidRequest` naming it."""
     if scheduled_at is None:
         return None
     if scheduled_at.tzinfo is None:
