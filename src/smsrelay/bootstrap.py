@@ -7,12 +7,15 @@ import contextlib
 from dataclasses import dataclass, field
 
 from smsrelay.config import Settings
+from smsrelay.dispatch.alerts import AlertLoop
 from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain import routing
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Provider, ProviderConfigError
 from smsrelay.providers.registry import ProviderSetup, build_provider, configured_providers
+from smsrelay.services.alert_delivery import AlertDelivery, smtp_target
+from smsrelay.services.alerts import AlertNetwork
 from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
@@ -32,6 +35,8 @@ class Container:
     dispatcher: Dispatcher | None = None
     test_sms_limiter: RateLimiter | None = None
     api_key_limiter: RateLimiter | None = None
+    alert_network: AlertNetwork | None = None
+    alert_loop: AlertLoop | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -59,8 +64,11 @@ class Container:
     def submit_policy(self) -> SubmitPolicy:
         return submit_policy(self.settings)
 
-    async def start(self, *, migrate: bool | None = None, dispatch: bool = False) -> None:
-        """Migrate (SQLite by default), build the provider, optionally run the dispatcher."""
+    async def start(
+        self, *, migrate: bool | None = None, dispatch: bool = False, alerts: bool | None = None
+    ) -> None:
+        """Migrate (SQLite by default), build the provider, optionally run the dispatcher and
+        (with it, unless `alerts` says otherwise) the balance and alert loop."""
         if migrate if migrate is not None else self.db.is_sqlite:
             await self.db.migrate()
         self.setup = await start_provider(self.settings, self.provider_name)
@@ -68,6 +76,9 @@ class Container:
         self.dispatcher = build_dispatcher(self)
         if dispatch:
             self._tasks.append(asyncio.create_task(self.dispatcher.run()))
+        self.alert_loop = build_alert_loop(self)
+        if dispatch if alerts is None else alerts:
+            self._tasks.append(asyncio.create_task(self.alert_loop.run()))
 
     async def _start_routed_providers(self) -> None:
         """The providers that routes name besides the main one; none left running on failure."""
@@ -82,9 +93,13 @@ class Container:
     async def stop(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+        if self.alert_loop is not None:
+            self.alert_loop.stop()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=15)
+        if self.alert_loop is not None:
+            await self.alert_loop.delivery.close()
         for setup in self._setups():
             await setup.close()
         for limiter in (self.test_sms_limiter, self.api_key_limiter):
@@ -113,6 +128,9 @@ def bootstrap(settings: Settings) -> Container:
         provider_name=settings.effective_provider,
         test_sms_limiter=RateLimiter(settings.test_sms_limit, settings.redis_url),
         api_key_limiter=RateLimiter(settings.api_key_rate_limit, settings.redis_url),
+        alert_network=AlertNetwork(
+            allow_http=settings.is_development, timeout_seconds=settings.alert_timeout_seconds
+        ),
     )
 
 
@@ -149,3 +167,17 @@ def build_dispatcher(container: Container) -> Dispatcher:
         config=config,
         policy=RetryPolicy(max_attempts=settings.max_attempts),
     )
+
+
+def build_alert_loop(container: Container) -> AlertLoop:
+    """Refunds, failed-SMS alerts and alert deliveries (docs/balances-and-alerts.md)."""
+    settings = container.settings
+    delivery = AlertDelivery(
+        container.db,
+        container.alert_network or AlertNetwork(allow_http=settings.is_development),
+        secret_keys=settings.secret_keys,
+        smtp=smtp_target(settings.smtp_url),
+        email_from=settings.alert_email_from,
+        max_attempts=settings.alert_max_attempts,
+    )
+    return AlertLoop(container.db, delivery, poll_seconds=settings.alert_poll_seconds)

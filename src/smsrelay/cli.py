@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvicorn
 
+from smsrelay.cli_balance import balance_app
 from smsrelay.cli_consent import consents_app
 from smsrelay.cli_keys import keys_app
 from smsrelay.cli_preview import preview
@@ -27,6 +28,7 @@ app.add_typer(tenants_app, name="tenants")
 app.command()(preview)
 app.add_typer(consents_app, name="consents")
 app.add_typer(keys_app, name="keys")
+app.add_typer(balance_app, name="balance")
 secrets_app = typer.Typer(help="Keys for secrets stored encrypted.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
 
@@ -99,7 +101,7 @@ def worker() -> None:
     container = bootstrap(_settings())
 
     async def main() -> None:
-        await container.start(dispatch=False)
+        await container.start(dispatch=False, alerts=True)  # the dispatcher runs below
         assert container.dispatcher is not None
         loop = asyncio.get_running_loop()
         dispatcher = container.dispatcher

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     reconcile_after_seconds: float = Field(default=5.0, gt=0)
     status_check_after_seconds: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    # Balance alerts (docs/balances-and-alerts.md): delivery loop pace, tries, timeout, sender.
+    alert_poll_seconds: float = Field(default=1.0, gt=0)
+    alert_max_attempts: int = Field(default=8, ge=1)
+    alert_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    alert_email_from: str = Field(default="smsrelay@localhost", min_length=3, max_length=320)
 
     twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
@@ -82,6 +87,15 @@ class Settings(BaseSettings):
             limits.parse(value)
         except ValueError:
             raise ValueError("must be a rate such as 3/5minute") from None
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must look like smtp://user:pass@host:port (smtps:// for TLS)")
         return value
 
     @field_validator("default_region")

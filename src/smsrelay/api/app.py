@@ -13,6 +13,7 @@ from smsrelay import __version__
 from smsrelay.api.errors import install_error_handlers
 from smsrelay.api.guards import RefuseNul
 from smsrelay.api.routes import (
+    balance,
     consent,
     keys,
     msg91,
@@ -49,7 +50,7 @@ def create_app(container: Container, *, dispatch: bool = True, manage: bool = Tr
     app.state.container = container
     install_error_handlers(app)
     app.add_middleware(RefuseNul)
-    for module in (sms, preview, prices, consent, keys, webhooks, msg91, notifications):
+    for module in (sms, preview, prices, consent, keys, webhooks, msg91, notifications, balance):
         app.include_router(module.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)

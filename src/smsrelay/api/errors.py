@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smsrelay.logs import get_logger
 from smsrelay.services import errors
+from smsrelay.services.balances import CurrencyMismatch, InsufficientBalance
 from smsrelay.services.test_send import ProviderFailed, ProviderRejected
 
 log = get_logger("smsrelay.api")
@@ -25,6 +26,8 @@ STATUS_BY_ERROR: dict[type[errors.ServiceError], int] = {
     errors.Unavailable: 503,
     ProviderRejected: 422,
     ProviderFailed: 502,
+    InsufficientBalance: 402,
+    CurrencyMismatch: 422,
 }
 
 

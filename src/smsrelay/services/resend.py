@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from smsrelay.domain.messages import OutboxEntry
 from smsrelay.domain.status import RESENDABLE, Status
+from smsrelay.services import balances
 from smsrelay.services.errors import Conflict, NotFound
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository, to_entry
@@ -29,6 +30,7 @@ async def resend_message(
         if row is None:
             raise NotFound(f"no outbox entry {outbox_id!r}")
         _check_resendable(Status(row["status"]), row["resend_count"], cap, row["error_code"])
+        await balances.debit_resend(connection, row, now)  # a resend is a new, paid send
         moved = await outbox.update_if_status(
             outbox_id,
             Status(row["status"]),

@@ -16,7 +16,7 @@ from smsrelay.domain.ids import new_id
 from smsrelay.domain.messages import OutboxEntry
 from smsrelay.domain.segments import SegmentInfo, analyze
 from smsrelay.domain.status import Status
-from smsrelay.services import consent, idempotency
+from smsrelay.services import balances, consent, idempotency
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository, to_entry
@@ -121,6 +121,7 @@ async def add_message(
     row.update(consent.verdict_columns(verdict))
     outbox = OutboxRepository(connection)
     await outbox.add(row)
+    await balances.debit_messages(connection, [row], now)  # 402 rolls the insert back
     await outbox.add_event(row["id"], "created", now, to_status=row["status"])
     extra = consent.verdict_event(verdict)
     if extra is not None:
