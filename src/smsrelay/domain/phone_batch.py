@@ -217,6 +217,7 @@ class Check:
 
     number: phones.PhoneNumber | None
     reason: str | None = None
+    code: str | None = None  # "invalid_number", "landline" or "not_sms_capable" when refused
 
 
 class NumberChecker:
@@ -239,4 +240,15 @@ class NumberChecker:
         try:
             return Check(phones.normalize(raw, self.default_region))
         except phones.InvalidPhoneNumber as exc:
-            return Check(None, str(exc))
+            return Check(None, str(exc), _refusal_code(raw, self.default_region))
+
+
+def _refusal_code(raw: str, default_region: str | None) -> str:
+    """A stable code for a refused number: a landline, another valid type, or not a number."""
+    try:
+        facts = phones.describe(phonenumbers.parse(raw.strip(), default_region))
+    except phonenumbers.NumberParseException:
+        return "invalid_number"
+    if not facts.valid:
+        return "invalid_number"
+    return "landline" if facts.number_type == "FIXED_LINE" else "not_sms_capable"

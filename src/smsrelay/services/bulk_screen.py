@@ -1,0 +1,189 @@
+"""Screening a broadcast's recipients: the single send's rules per recipient, fast for 100,000.
+
+Numbers, duplicates, template variables, text size and sender rules are decided here, before the
+202; consent and quiet hours are decided when the expander writes each outbox row, as a single
+send decides them when it stores its row. Each refusal is a stable code plus a human message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from smsrelay.domain import phones, senders
+from smsrelay.domain.phone_batch import NumberChecker
+from smsrelay.domain.templates import Template
+from smsrelay.services.errors import InvalidRequest
+from smsrelay.services.submit import NewMessage, SubmitPolicy, plan_for_number
+
+# Why a recipient was left out: code -> what the caller can change (shown beside the details).
+REASONS: Final[dict[str, str]] = {
+    "invalid_number": "not a valid phone number; give it in E.164 form such as +14155552671",
+    "landline": "a fixed-line number, which cannot receive SMS",
+    "not_sms_capable": "a number that cannot receive SMS (premium-rate, shared-cost, …)",
+    "duplicate": "the same number as an earlier recipient; it gets the message once",
+    "missing_variable": "the message uses a variable this recipient has no value for",
+    "too_long": "the message, with this recipient's variables, is over the size limit",
+    "empty_message": "the message, with this recipient's variables, is empty",
+    "sender_not_allowed": "the senderId cannot be used for this recipient's country",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One recipient as the caller gave it: a number and its own variables."""
+
+    to: str
+    variables: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    to: str
+    reason: str
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"index": self.index, "to": self.to, "reason": self.reason, "message": self.message}
+
+
+@dataclass
+class Screened:
+    """The accepted recipients as rows for `bulk_recipients` (seq from 0), and the refusals."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """What every recipient of one broadcast is checked against."""
+
+    policy: SubmitPolicy
+    template: Template
+    defaults: Mapping[str, str]
+    sender_id: str | None
+    smart_encoding: bool
+
+    def new_message(self, text: str) -> NewMessage:
+        return NewMessage(
+            to="", message=text, sender_id=self.sender_id, smart_encoding=self.smart_encoding
+        )
+
+
+def check_template(screen: Screen) -> None:
+    """`InvalidRequest` on `message` when the text is unusable for everyone (plain text only)."""
+    text = screen.template.text
+    if not text.strip():
+        raise InvalidRequest("message", "must not be empty")
+    if screen.template.is_plain:
+        _text_problem(screen, text, raise_for_all=True)
+
+
+def screen_recipients(screen: Screen, recipients: Iterable[Recipient]) -> Screened:
+    """Check each recipient in order: number, duplicate, variables, text, sender."""
+    result = Screened()
+    checker = NumberChecker(screen.policy.default_region)
+    seen: dict[str, int] = {}
+    region_problems: dict[str | None, tuple[str, str] | None] = {}
+    text_problems: dict[str, tuple[str, str] | None] = {}
+    for index, recipient in enumerate(recipients):
+        check = checker.check(recipient.to)
+        number = check.number
+        if number is None:
+            reason = check.code or "invalid_number"
+            result.rejected.append(Rejection(index, recipient.to, reason, check.reason or ""))
+            continue
+        first = seen.setdefault(number.e164, index)
+        if first != index:
+            result.duplicates += 1
+            message = f"the same number as recipient {first}; it gets the message once"
+            result.rejected.append(Rejection(index, recipient.to, "duplicate", message))
+            continue
+        problem = _region_problem(screen, number, region_problems)
+        variables = None
+        if problem is None and not screen.template.is_plain:
+            variables, problem = _variables(screen, recipient, text_problems)
+        if problem is not None:
+            del seen[number.e164]
+            result.rejected.append(Rejection(index, recipient.to, *problem))
+            continue
+        row = {"seq": len(result.accepted), "phone": number.e164, "region": number.region}
+        row["variables"] = variables
+        result.accepted.append(row)
+    return result
+
+
+def _region_problem(
+    screen: Screen, number: phones.PhoneNumber, cache: dict[str | None, tuple[str, str] | None]
+) -> tuple[str, str] | None:
+    """The sender rule for the number's country (and the plain text's plan), once per country."""
+    if number.region in cache:
+        return cache[number.region]
+    problem: tuple[str, str] | None = None
+    try:
+        if screen.template.is_plain:
+            plan_for_number(screen.policy, number, screen.new_message(screen.template.text))
+        else:
+            rules = screen.policy.sender_rules or senders.shipped_rules()
+            senders.choose_sender(screen.sender_id, number.region, rules)
+    except senders.InvalidSender as exc:
+        problem = ("sender_not_allowed", f"senderId: {exc}")
+    except InvalidRequest as exc:
+        problem = ("sender_not_allowed", exc.message)
+    cache[number.region] = problem
+    return problem
+
+
+def _variables(
+    screen: Screen, recipient: Recipient, text_problems: dict[str, tuple[str, str] | None]
+) -> tuple[str | None, tuple[str, str] | None]:
+    """The recipient's values for the template's names (as JSON), or why it cannot be sent."""
+    values = {**screen.defaults, **(recipient.variables or {})}
+    missing = screen.template.missing(values)
+    if missing:
+        names = ", ".join("{{" + name + "}}" for name in missing)
+        return None, (
+            "missing_variable",
+            f"no value for {names}; add it to the recipient's "
+            "variables or give a default in the top-level variables",
+        )
+    text = screen.template.render(values)
+    if text not in text_problems:
+        text_problems[text] = _text_problem(screen, text, raise_for_all=False)
+    problem = text_problems[text]
+    used = {name: values[name] for name in screen.template.names}
+    return json.dumps(used, ensure_ascii=False, separators=(",", ":")), problem
+
+
+def _text_problem(screen: Screen, text: str, *, raise_for_all: bool) -> tuple[str, str] | None:
+    """Size rules for one rendered text; the plain text's fault is the whole request's."""
+    policy = screen.policy
+    if not text.strip():
+        problem: tuple[str, str] | None = ("empty_message", "the rendered message is empty")
+    elif screen.smart_encoding or policy.max_segments is not None or raise_for_all:
+        problem = _planned_problem(screen, text, raise_for_all)
+    else:
+        length = len(text.encode("utf-16-le")) // 2
+        limit = policy.max_characters
+        fits = length <= limit
+        problem = None if fits else ("too_long", f"is {length} characters; the limit is {limit}")
+    if problem is not None and raise_for_all:
+        raise InvalidRequest("message", problem[1])
+    return problem
+
+
+def _planned_problem(screen: Screen, text: str, raise_for_all: bool) -> tuple[str, str] | None:
+    """The full text checks of a single send (encoding, segments), on a stand-in number."""
+    stand_in = phones.PhoneNumber("+15005550006", None, 1)  # no region: sender rules not asked
+    try:
+        plan_for_number(screen.policy, stand_in, screen.new_message(text))
+    except InvalidRequest as exc:
+        if raise_for_all:
+            raise
+        return ("too_long", exc.message)
+    return None

@@ -1,0 +1,248 @@
+"""POST /api/sms/bulk: screening, durable acceptance, expansion into the outbox, progress, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from smsrelay.dispatch.bulk_expander import BulkExpander
+from smsrelay.services.consent import ConsentInput, record_consents, utcnow
+from smsrelay.store.tables import message_events, messages
+from tests.integration.conftest import Api
+
+OK = "+15005550006"  # Twilio's test number: accepted whatever the metadata says
+MOBILES = [f"+1415555{n:04d}" for n in range(100, 140)]
+
+
+async def bulk(api: Api, key: str | None = None, **body: Any) -> httpx.Response:
+    headers = api.auth() | ({"Idempotency-Key": key} if key else {})
+    return await api.client.post("/api/sms/bulk", json=body, headers=headers)
+
+
+def expander(api: Api) -> BulkExpander:
+    assert api.container.bulk_expander is not None
+    return api.container.bulk_expander
+
+
+async def expand_all(api: Api) -> int:
+    total = 0
+    while written := await expander(api).run_once():
+        total += written
+    return total
+
+
+async def outbox_rows(api: Api, bulk_id: str) -> list[dict[str, Any]]:
+    async with api.container.db.reading() as connection:
+        query = select(messages).where(messages.c.bulk_id == bulk_id).order_by(messages.c.id)
+        return [dict(row) for row in (await connection.execute(query)).mappings()]
+
+
+async def test_accepts_reports_rejections_and_writes_one_message_per_recipient(api: Api) -> None:
+    recipients = [*MOBILES[:3], "+442079460000", "not a number", MOBILES[0], "+19005550123"]
+    response = await bulk(api, recipients=recipients, message="Sale starts now")
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["acceptedCount"] == 3 and body["duplicateCount"] == 1
+    assert body["rejectedCount"] == 4 and body["status"] == "accepting"
+    reasons = {(r["index"], r["reason"]) for r in body["rejected"]}
+    expected = {(3, "landline"), (4, "invalid_number"), (5, "duplicate"), (6, "not_sms_capable")}
+    assert reasons == expected
+    assert all(r["message"] for r in body["rejected"])
+
+    assert await expand_all(api) == 3
+    rows = await outbox_rows(api, body["bulkId"])
+    assert sorted(r["recipient"] for r in rows) == sorted(MOBILES[:3])
+    assert {r["status"] for r in rows} == {"pending"} and {r["body"] for r in rows} == {
+        "Sale starts now"
+    }
+    shown = (await api.client.get(f"/api/sms/bulk/{body['bulkId']}", headers=api.auth())).json()
+    assert shown["status"] == "ready" and shown["expandedCount"] == 3
+    assert shown["counts"]["pending"] == 3 and shown["totalCost"] == "0"
+    assert shown["estimatedCost"] != "0" and shown["currency"] == "USD"
+
+
+async def test_per_recipient_variables_defaults_and_missing_ones(api: Api) -> None:
+    response = await bulk(
+        api,
+        recipients=[
+            {"to": MOBILES[0], "variables": {"firstName": "Ada"}},
+            {"to": MOBILES[1]},
+            {"to": MOBILES[2], "variables": {"firstName": "Bo", "code": "X9"}},
+            MOBILES[3],
+        ],
+        variables={"code": "A1"},
+        message="Hi {{firstName}}, your code is {{ code }}",
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["acceptedCount"] == 2
+    missing = [r for r in body["rejected"] if r["reason"] == "missing_variable"]
+    assert [r["index"] for r in missing] == [1, 3]
+    assert "{{firstName}}" in missing[0]["message"]
+    await expand_all(api)
+    texts = {r["recipient"]: r["body"] for r in await outbox_rows(api, body["bulkId"])}
+    assert texts == {
+        MOBILES[0]: "Hi Ada, your code is A1",
+        MOBILES[2]: "Hi Bo, your code is X9",
+    }
+
+
+async def test_a_rendered_text_over_the_limit_rejects_that_recipient_only(api: Api) -> None:
+    response = await bulk(
+        api,
+        recipients=[
+            {"to": MOBILES[0], "variables": {"note": "short"}},
+            {"to": MOBILES[1], "variables": {"note": "x" * 1600}},
+        ],
+        message="Note: {{note}}",
+    )
+    assert response.status_code == 202
+    (rejected,) = response.json()["rejected"]
+    assert rejected["index"] == 1 and rejected["reason"] == "too_long"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"message": "hi"}, "recipients"),
+        ({"recipients": [], "message": "hi"}, "recipients"),
+        ({"recipients": [OK], "listId": "lst_x", "message": "hi"}, "recipients"),
+        ({"recipients": [OK], "message": "   "}, "message"),
+        ({"recipients": [OK], "message": "x" * 1601}, "message"),
+        ({"recipients": [OK], "message": "hi", "category": "spam"}, "category"),
+        ({"recipients": [OK], "message": "hi", "timeZone": "Mars/Olympus"}, "timeZone"),
+        (
+            {"recipients": [OK], "message": "hi", "scheduledAt": "2026-05-01T09:00:00"},
+            "scheduledAt",
+        ),
+        ({"recipients": [OK], "message": "hi", "variables": {"1bad": "x"}}, "variables"),
+        ({"recipients": [{"to": OK, "extra": 1}], "message": "hi"}, "recipients"),
+        ({"recipients": [OK], "message": "hi", "validitySeconds": 0}, "validitySeconds"),
+        ({"recipients": ["nope", "+1"], "message": "hi"}, "recipients"),
+    ],
+)
+async def test_a_body_wrong_as_a_whole_is_422_naming_the_field(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    response = await bulk(api, **body)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert field in error["message"] or field in str(error["details"]), error
+
+
+async def test_over_100000_recipients_is_422(api: Api) -> None:
+    response = await bulk(api, recipients=[OK] * 100_001, message="hi")
+    assert response.status_code == 422
+    assert "recipients" in response.json()["error"]["message"]
+
+
+async def test_unknown_list_is_404(api: Api) -> None:
+    response = await bulk(api, listId="lst_nope", message="hi")
+    assert response.status_code == 404
+
+
+async def test_consent_is_decided_per_recipient_in_batches(api: Api) -> None:
+    db = api.container.db
+    opt_in = ConsentInput(MOBILES[0], "opted_in", "https://example.test/form", "web_form", "Yes")
+    await record_consents(db, api.tenant_id, "test", [opt_in], utcnow())
+    await api.client.post(
+        "/api/suppressions", json={"phone": MOBILES[1], "reason": "manual"}, headers=api.auth()
+    )
+    response = await bulk(
+        api, recipients=MOBILES[:3], message="Marketing!", category="marketing", tags=["promo"]
+    )
+    assert response.status_code == 202
+    await expand_all(api)
+    rows = {r["recipient"]: r for r in await outbox_rows(api, response.json()["bulkId"])}
+    assert rows[MOBILES[1]]["status"] == "suppressed" and rows[MOBILES[1]]["total_cost"] == "0"
+    assert rows[MOBILES[2]]["error_code"] == "no_marketing_consent", {
+        k: v for k, v in rows[MOBILES[2]].items() if "error" in k or k == "status"
+    }
+    assert rows[MOBILES[0]]["status"] == "pending" and rows[MOBILES[0]]["tags"] == ["promo"]
+
+
+async def test_idempotency_key_replays_refuses_another_body_and_creates_nothing(api: Api) -> None:
+    first = await bulk(api, "bulk-1", recipients=MOBILES[:2], message="once")
+    again = await bulk(api, "bulk-1", recipients=MOBILES[:2], message="once")
+    other = await bulk(api, "bulk-1", recipients=MOBILES[:3], message="once")
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert await expand_all(api) == 2
+
+
+async def test_cancel_stops_what_is_not_yet_written_or_sent(api: Api) -> None:
+    expander(api).config = type(expander(api).config)(chunk_size=10)
+    response = await bulk(api, recipients=MOBILES[:25], message="Stop me")
+    bulk_id = response.json()["bulkId"]
+    assert await expander(api).run_once(max_chunks=1) == 10
+    canceled = await api.client.post(f"/api/sms/bulk/{bulk_id}/cancel", headers=api.auth())
+    assert canceled.status_code == 200, canceled.text
+    view = canceled.json()
+    assert view["status"] == "canceled" and view["canceledCount"] == 10
+    assert view["counts"]["canceled"] == 10 and view["counts"]["pending"] == 0
+    assert await expand_all(api) == 0  # the 15 not yet written never become messages
+    assert len(await outbox_rows(api, bulk_id)) == 10
+    again = await api.client.post(f"/api/sms/bulk/{bulk_id}/cancel", headers=api.auth())
+    assert again.status_code == 200 and again.json()["canceledCount"] == 0
+    async with api.container.db.reading() as connection:
+        kinds = await connection.scalar(
+            select(func.count()).where(message_events.c.kind == "canceled")
+        )
+    assert kinds == 10
+
+
+async def test_cancel_with_nothing_left_is_409(api: Api) -> None:
+    response = await bulk(api, recipients=MOBILES[:2], message="Gone")
+    bulk_id = response.json()["bulkId"]
+    await expand_all(api)
+    await api.client.post(f"/api/sms/bulk/{bulk_id}/cancel", headers=api.auth())
+    response = await bulk(api, recipients=MOBILES[2:4], message="Sent")
+    bulk_id = response.json()["bulkId"]
+    await expand_all(api)
+    async with api.container.db.transaction() as connection:
+        await connection.execute(
+            messages.update().where(messages.c.bulk_id == bulk_id).values(status="delivered")
+        )
+    refused = await api.client.post(f"/api/sms/bulk/{bulk_id}/cancel", headers=api.auth())
+    assert refused.status_code == 409
+    assert "nothing left to cancel" in refused.json()["error"]["message"]
+
+
+async def test_progress_counts_and_cost_so_far(api: Api) -> None:
+    response = await bulk(api, recipients=MOBILES[:4], message="Count me")
+    bulk_id = response.json()["bulkId"]
+    await expand_all(api)
+    rows = await outbox_rows(api, bulk_id)
+    async with api.container.db.transaction() as connection:
+        for row, status in zip(rows, ("delivered", "sent", "failed"), strict=False):
+            await connection.execute(
+                messages.update().where(messages.c.id == row["id"]).values(status=status)
+            )
+    view = (await api.client.get(f"/api/sms/bulk/{bulk_id}", headers=api.auth())).json()
+    assert {k: v for k, v in view["counts"].items() if v} == {
+        "delivered": 1,
+        "sent": 1,
+        "failed": 1,
+        "pending": 1,
+    }
+    unit = rows[0]["total_cost"]
+    from decimal import Decimal
+
+    assert Decimal(view["totalCost"]) == 2 * Decimal(unit)
+    assert Decimal(view["estimatedCost"]) == 3 * Decimal(unit)
+
+
+async def test_scopes(api: Api) -> None:
+    from smsrelay.services.tenants import create_key
+
+    reader = await create_key(api.container.db, api.tenant_id, name="r", scopes=frozenset({"read"}))
+    response = await api.client.post(
+        "/api/sms/bulk", json={"recipients": [OK], "message": "x"}, headers=api.auth(reader.api_key)
+    )
+    assert response.status_code == 403
