@@ -16,7 +16,10 @@ from smsrelay.providers.base import Provider, ProviderConfigError
 from smsrelay.providers.registry import ProviderSetup, build_provider, configured_providers
 from smsrelay.services.alert_delivery import AlertDelivery, smtp_target
 from smsrelay.services.alerts import AlertNetwork
+from smsrelay.services.provider_configs import ProviderConfigs
+from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.services.ratelimit import RateLimiter
+from smsrelay.services.secrets import SecretBox
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 
@@ -30,6 +33,8 @@ class Container:
     settings: Settings
     db: Database
     provider_name: str
+    provider_configs: ProviderConfigs
+    pool: ProviderPool
     setup: ProviderSetup | None = None
     routed_setups: dict[str, ProviderSetup] = field(default_factory=dict)
     dispatcher: Dispatcher | None = None
@@ -73,6 +78,7 @@ class Container:
             await self.db.migrate()
         self.setup = await start_provider(self.settings, self.provider_name)
         await self._start_routed_providers()
+        self.pool.platform = self.providers
         self.dispatcher = build_dispatcher(self)
         if dispatch:
             self._tasks.append(asyncio.create_task(self.dispatcher.run()))
@@ -100,6 +106,7 @@ class Container:
                 await asyncio.wait_for(task, timeout=15)
         if self.alert_loop is not None:
             await self.alert_loop.delivery.close()
+        await self.pool.close()
         for setup in self._setups():
             await setup.close()
         for limiter in (self.test_sms_limiter, self.api_key_limiter):
@@ -122,16 +129,29 @@ def submit_policy(settings: Settings) -> SubmitPolicy:
 
 def bootstrap(settings: Settings) -> Container:
     """Build (but do not start) the container for `settings`."""
+    db = Database(settings.database_url)
+    configs = build_provider_configs(settings, db)
+    # A replaced tenant provider lingers until no send started on it can still be running.
+    pool = ProviderPool(configs, linger_seconds=2 * settings.provider_timeout_seconds + 5)
+    configs.changed.append(pool.forget)
     return Container(
         settings=settings,
-        db=Database(settings.database_url),
+        db=db,
         provider_name=settings.effective_provider,
+        provider_configs=configs,
+        pool=pool,
         test_sms_limiter=RateLimiter(settings.test_sms_limit, settings.redis_url),
         api_key_limiter=RateLimiter(settings.api_key_rate_limit, settings.redis_url),
         alert_network=AlertNetwork(
             allow_http=settings.is_development, timeout_seconds=settings.alert_timeout_seconds
         ),
     )
+
+
+def build_provider_configs(settings: Settings, db: Database) -> ProviderConfigs:
+    """Tenants' own provider accounts, their secrets sealed with SMSRELAY_SECRET_KEYS (if set)."""
+    box = SecretBox(settings.secret_keys) if settings.secret_keys else None
+    return ProviderConfigs(db, settings, box)
 
 
 async def start_provider(settings: Settings, name: str) -> ProviderSetup:
@@ -163,7 +183,7 @@ def build_dispatcher(container: Container) -> Dispatcher:
     )
     return Dispatcher(
         container.db,
-        container.providers,
+        container.pool,
         config=config,
         policy=RetryPolicy(max_attempts=settings.max_attempts),
     )

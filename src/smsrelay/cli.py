@@ -16,6 +16,7 @@ from smsrelay.cli_balance import balance_app
 from smsrelay.cli_consent import consents_app
 from smsrelay.cli_keys import keys_app
 from smsrelay.cli_preview import preview
+from smsrelay.cli_providers import providers_app, secrets_rotate
 from smsrelay.config import Settings, SettingsError, load_settings
 from smsrelay.logs import configure_logging
 from smsrelay.providers.base import ProviderConfigError
@@ -31,6 +32,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(balance_app, name="balance")
 secrets_app = typer.Typer(help="Keys for secrets stored encrypted.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(providers_app, name="providers")
+secrets_app.command("rotate")(secrets_rotate)
 
 T = TypeVar("T")
 

@@ -15,9 +15,13 @@ import uvicorn
 from smsrelay.api.app import create_app
 from smsrelay.bootstrap import Container, bootstrap
 from smsrelay.config import load_settings
+from smsrelay.providers.simulator.config import SimulatorConfig
 from smsrelay.providers.simulator.server import SimulatorServer
+from smsrelay.services.secrets import generate_key
 from smsrelay.services.tenants import create_tenant
 from smsrelay.store.database import Database
+from tests.integration.provider_accounts import ACCOUNT_SID, AUTH_TOKEN, Accounts
+from tests.providers.msg91_fake import running_fake_msg91
 
 
 @dataclass
@@ -117,6 +121,35 @@ async def api(database_url: str, db: Database) -> AsyncIterator[Api]:
     await container.start(dispatch=False)
     app = create_app(container, manage=False)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5555))
+    client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    tenant = await create_tenant(container.db, "acme")
+    try:
+        yield Api(client, container, tenant.api_key, tenant.tenant_id)
+    finally:
+        await client.aclose()
+        await container.stop()
+
+
+# -- tenants' own provider accounts (tests/integration/provider_accounts.py) ------------------
+
+
+@pytest.fixture
+async def accounts() -> AsyncIterator[Accounts]:
+    """The tenant's own simulator (Twilio) and fake MSG91, and a fresh SMSRELAY_SECRET_KEYS."""
+    config = SimulatorConfig(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, step_delay=0.01)
+    async with SimulatorServer(config) as twilio, running_fake_msg91() as msg91:
+        yield Accounts(twilio, msg91, generate_key())
+
+
+@pytest.fixture
+async def keyed_api(database_url: str, db: Database, accounts: Accounts) -> AsyncIterator[Api]:
+    """The app in-process with SMSRELAY_SECRET_KEYS set and the tenant's servers reachable."""
+    settings = load_settings(
+        database_url=database_url, public_url="http://testserver", **accounts.settings()
+    )
+    container = bootstrap(settings)
+    await container.start(dispatch=False)
+    transport = httpx.ASGITransport(app=create_app(container, manage=False))
     client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
     tenant = await create_tenant(container.db, "acme")
     try:

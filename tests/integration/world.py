@@ -8,9 +8,12 @@ from typing import Any, Self
 
 from sqlalchemy.engine import RowMapping
 
+from smsrelay.config import load_settings
 from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.providers.fake import FakeProvider
+from smsrelay.services.provider_configs import ProviderConfigs
+from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.services.submit import NewMessage, Principal, SubmitPolicy, submit_message
 from smsrelay.services.tenants import create_tenant
 from smsrelay.store.claims import claim_due
@@ -53,7 +56,7 @@ class World:
         """A dispatcher on `config`, with any of its fields changed."""
         return Dispatcher(
             self.db,
-            {"fake": self.provider},
+            ProviderPool(ProviderConfigs(self.db, load_settings(), None), {"fake": self.provider}),
             clock=self.clock,
             name=name,
             config=replace(self.config, **config),

@@ -20,6 +20,7 @@ from smsrelay.api.routes import (
     notifications,
     preview,
     prices,
+    providers,
     sms,
     webhooks,
 )
@@ -52,6 +53,7 @@ def create_app(container: Container, *, dispatch: bool = True, manage: bool = Tr
     app.add_middleware(RefuseNul)
     for module in (sms, preview, prices, consent, keys, webhooks, msg91, notifications, balance):
         app.include_router(module.router)
+    app.include_router(providers.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     return app

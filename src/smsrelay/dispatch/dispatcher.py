@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,6 @@ from smsrelay.domain.status import Status, is_terminal
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import (
     Outcome,
-    Provider,
     ProviderError,
     ProviderMessage,
     SendRequest,
@@ -42,6 +41,7 @@ from smsrelay.services.delivery import (
     result_event_data,
 )
 from smsrelay.services.prices import record_provider_price
+from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed, claim_unpriced
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
@@ -77,7 +77,7 @@ class Dispatcher:
     def __init__(
         self,
         db: Database,
-        providers: Mapping[str, Provider],
+        providers: ProviderPool,
         *,
         config: DispatchConfig,
         policy: RetryPolicy | None = None,
@@ -172,7 +172,7 @@ class Dispatcher:
     async def check_prices(self) -> int:
         """Ask the provider what it billed for final messages whose price is not recorded yet."""
         now = self.clock()
-        askable = [name for name, p in self.providers.items() if p.can_look_up_messages]
+        askable = self.providers.askable()
         async with self.db.transaction() as connection:
             rows = await claim_unpriced(
                 connection,
@@ -188,7 +188,7 @@ class Dispatcher:
 
     async def _fetch(self, row: RowMapping) -> ProviderMessage | None:
         """The provider's record of a message, its billed price stored; None when unreachable."""
-        provider = self.providers[row["provider"]]
+        provider = await self.providers.for_message(row)
         try:
             found = await provider.fetch(row["provider_message_id"])
         except Exception as exc:  # unreachable provider: the next round asks again
@@ -234,7 +234,7 @@ class Dispatcher:
         if not self._lease_fresh(row):
             await self._release(row)
             return
-        provider = self.providers[row["provider"]]
+        provider = await self.providers.for_send(row, self.name)
         request = self._request(row)
         started = asyncio.get_running_loop().time()
         try:
@@ -465,7 +465,7 @@ class Dispatcher:
 
     async def _reconcile(self, row: RowMapping) -> None:
         """A lease ran out or an attempt was ambiguous: ask the provider before anything else."""
-        provider = self.providers[row["provider"]]
+        provider = await self.providers.for_message(row)
         if not provider.can_look_up_messages:
             await self._await_report(row)
             return

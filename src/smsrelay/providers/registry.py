@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from smsrelay.config import Settings
 from smsrelay.providers.base import Provider, ProviderConfigError
 from smsrelay.providers.msg91 import ENV_VARS, Msg91Config, Msg91Provider
+from smsrelay.providers.msg91.tenant_config import TENANT_CONFIG as MSG91_TENANT_CONFIG
 from smsrelay.providers.simulator.config import SimulatorConfig
 from smsrelay.providers.simulator.server import SimulatorServer
+from smsrelay.providers.tenant_config import TenantConfigSpec
 from smsrelay.providers.twilio.adapter import TwilioProvider
+from smsrelay.providers.twilio.tenant_config import TENANT_CONFIG as TWILIO_TENANT_CONFIG
 
 
 @dataclass
@@ -98,6 +101,13 @@ PROVIDERS: dict[str, Callable[[Settings], Awaitable[ProviderSetup]]] = {
     "twilio": _twilio,
     "simulator": _simulator,
     "msg91": _msg91,
+}
+
+
+# The providers a tenant may configure with its own account (see providers.tenant_config).
+TENANT_CONFIGS: dict[str, TenantConfigSpec] = {
+    "twilio": TWILIO_TENANT_CONFIG,
+    "msg91": MSG91_TENANT_CONFIG,
 }
 
 

@@ -20,6 +20,18 @@ from smsrelay.store.tables import unmatched_callbacks
 
 
 @dataclass(frozen=True, slots=True)
+class MessageScope:
+    """The messages an update may change: the platform account's sends and/or some tenants'."""
+
+    platform: bool = False
+    tenant_ids: frozenset[str] = frozenset()
+
+    def admits(self, row: RowMapping) -> bool:
+        own = self.platform and row["provider_config_id"] is None
+        return own or row["tenant_id"] in self.tenant_ids
+
+
+@dataclass(frozen=True, slots=True)
 class StatusUpdate:
     """A provider's word on a message's delivery, from a webhook or a reconciliation."""
 
@@ -31,6 +43,7 @@ class StatusUpdate:
     outbox_id: str | None = None
     error: ProviderError | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    scope: MessageScope | None = None  # None: any message (our own reconciliation)
 
 
 def error_columns(error: ProviderError | None) -> dict[str, Any]:
@@ -55,7 +68,9 @@ async def apply_status_update(db: Database, update: StatusUpdate) -> str:
     async with db.transaction() as connection:
         outbox = OutboxRepository(connection)
         row = await _find_message(outbox, update)
-        if row is None:
+        if row is not None and update.scope is not None and not update.scope.admits(row):
+            result = "foreign"  # signed by an account that did not send it: never applied
+        elif row is None:
             await _park_unmatched(connection, update)
             result = "unmatched"
         else:
@@ -160,6 +175,7 @@ async def _park_unmatched(connection: Any, update: StatusUpdate) -> None:
         "providerStatus": update.provider_status,
         "error": _error_data(update.error),
         "errorMoreInfo": update.error.more_info if update.error else None,
+        "scope": _scope_data(update.scope),
     }
     try:
         async with connection.begin_nested():
@@ -226,7 +242,20 @@ def _parked_update(parked: RowMapping) -> StatusUpdate:
         dedupe_key=parked["dedupe_key"],
         received_at=parked["received_at"],
         error=error,
+        scope=_scope_from(payload.get("scope")),
     )
+
+
+def _scope_data(scope: MessageScope | None) -> dict[str, Any] | None:
+    if scope is None:
+        return None
+    return {"platform": scope.platform, "tenantIds": sorted(scope.tenant_ids)}
+
+
+def _scope_from(data: dict[str, Any] | None) -> MessageScope | None:
+    if data is None:
+        return None
+    return MessageScope(bool(data.get("platform")), frozenset(data.get("tenantIds") or ()))
 
 
 def result_event_data(result: SendResult) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import RowMapping
 
 from smsrelay.domain import pricing
 from smsrelay.services.errors import InvalidRequest, NotFound
+from smsrelay.services.provider_configs import with_verified_providers
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
@@ -85,7 +86,8 @@ async def tenant_price_overrides(
 
 
 async def tenant_policy(db: Database, policy: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
-    """`policy` with the tenant's prices over the deployment's overrides."""
+    """`policy` with the tenant's verified providers routed and its prices over the table's."""
+    policy = await with_verified_providers(db, policy, tenant_id)
     own = await tenant_price_overrides(db, tenant_id)
     if not own:
         return policy

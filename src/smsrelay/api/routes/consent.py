@@ -26,11 +26,10 @@ from smsrelay.api.consent_schemas import (
 )
 from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
 from smsrelay.api.errors import error_response
-from smsrelay.api.routes.webhooks import public_url
+from smsrelay.api.routes.webhooks import signing_scope
 from smsrelay.api.schemas import ErrorOut
 from smsrelay.bootstrap import Container
 from smsrelay.logs import get_logger
-from smsrelay.providers.twilio.signature import is_valid_signature
 from smsrelay.services import consent, inbound
 
 router = APIRouter(tags=["consent"])
@@ -191,10 +190,7 @@ async def signed_twilio_params(request: Request, container: Container) -> dict[s
     """The form fields of a request Twilio signed for us, or None when the signature is wrong."""
     form = await request.form()
     every = {name: [str(v) for v in form.getlist(name)] for name in form}
-    signature = request.headers.get("x-twilio-signature", "")
-    url = public_url(request, container.settings.public_url)
-    tokens = container.webhook_auth_tokens
-    if not any(is_valid_signature(url, every, signature, token) for token in tokens):
+    if await signing_scope(request, container, every) is None:
         return None
     return {name: values[0] for name, values in every.items() if values}
 

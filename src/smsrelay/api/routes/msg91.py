@@ -1,13 +1,14 @@
 """MSG91's delivery-report webhook: check the URL token, apply each report, answer 200 fast.
 
-MSG91 does not sign its reports, so the URL set in MSG91's panel carries a secret token
-(`SMSRELAY_MSG91_WEBHOOK_TOKEN`): `/api/webhooks/msg91/{token}`. A wrong token, or a deployment
+MSG91 does not sign its reports, so the URL set in MSG91's panel carries a secret token:
+`/api/webhooks/msg91/{token}`. The deployment's (`SMSRELAY_MSG91_WEBHOOK_TOKEN`) reports on
+messages sent with the platform's MSG91 account; a tenant's (made when it saves its MSG91
+config, stored as a hash) only on that tenant's messages. A wrong token, or the deployment's
 without MSG91, answers exactly like an unknown URL (404), so the token cannot be probed.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from smsrelay.api.schemas import ErrorOut
 from smsrelay.bootstrap import Container
 from smsrelay.logs import get_logger
 from smsrelay.providers.msg91 import DeliveryReportError, ParsedReport, parse_delivery_report
-from smsrelay.services.delivery import StatusUpdate, apply_status_update
+from smsrelay.services.delivery import MessageScope, StatusUpdate, apply_status_update
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 log = get_logger("smsrelay.webhooks")
@@ -33,7 +34,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in
 @router.post("/msg91/{token}", status_code=200, response_class=Response, responses=ERRORS)
 async def msg91_report(token: str, request: Request, container: ContainerDep) -> Response:
     """MSG91's delivery report (v2 form `data` or v3 JSON). 404 unless `token` is ours."""
-    if not _token_matches(container, token):
+    scope = await container.provider_configs.webhook_token_scope(
+        PROVIDER, token, _platform_token(container)
+    )
+    if scope is None:
         return error_response(404, "not_found", "Not Found")
     try:
         reports = _checked(parse_delivery_report(await _payload(request)))
@@ -42,18 +46,18 @@ async def msg91_report(token: str, request: Request, container: ContainerDep) ->
     except ValueError:
         return error_response(400, "malformed_json", "the body is not an MSG91 report in JSON")
     now = datetime.now(UTC)
-    updates = [_status_update(report, now) for report in reports]
+    updates = [_status_update(report, now, scope) for report in reports]
     outcomes = [await apply_status_update(container.db, u) for u in updates if u is not None]
     log.info("webhook.msg91_report_received", reports=len(reports), outcomes=outcomes)
     return Response(status_code=200)
 
 
-def _token_matches(container: Container, token: str) -> bool:
-    """Constant-time check of the URL token; False when MSG91 is not in use or has no token."""
+def _platform_token(container: Container) -> str | None:
+    """The deployment's URL token; None when the platform does not use MSG91 or has none."""
     expected = container.settings.msg91_webhook_token
     if expected is None or PROVIDER not in container.providers:
-        return False
-    return hmac.compare_digest(token.encode(), expected.get_secret_value().encode())
+        return None
+    return expected.get_secret_value()
 
 
 async def _payload(request: Request) -> dict[str, Any] | list[Any]:
@@ -75,7 +79,7 @@ def _checked(reports: list[ParsedReport]) -> list[ParsedReport]:
     return reports
 
 
-def _status_update(report: ParsedReport, now: datetime) -> StatusUpdate | None:
+def _status_update(report: ParsedReport, now: datetime, scope: MessageScope) -> StatusUpdate | None:
     """The update a report makes; None for a status code we do not know (nothing moves)."""
     if report.status is None:
         return None
@@ -86,4 +90,5 @@ def _status_update(report: ParsedReport, now: datetime) -> StatusUpdate | None:
         dedupe_key=f"msg91:{report.request_id}:{report.raw_status}",
         received_at=now,
         error=report.error,
+        scope=scope,
     )

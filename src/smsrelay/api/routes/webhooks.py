@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from smsrelay.api.deps import ContainerDep
 from smsrelay.api.errors import error_response
+from smsrelay.bootstrap import Container
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import ProviderError
 from smsrelay.providers.twilio.signature import is_valid_signature
 from smsrelay.providers.twilio.statuses import our_status
-from smsrelay.services.delivery import StatusUpdate, apply_status_update
+from smsrelay.services.delivery import MessageScope, StatusUpdate, apply_status_update
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 log = get_logger("smsrelay.webhooks")
+PROVIDER = "twilio"  # whose tenant configs hold the auth tokens these webhooks are signed with
 
 
 def public_url(request: Request, base: str) -> str:
@@ -29,16 +33,13 @@ async def twilio_status(request: Request, container: ContainerDep) -> Response:
     """Twilio's status callback. 403 when `X-Twilio-Signature` does not match."""
     form = await request.form()
     params = {key: str(value) for key, value in form.multi_items()}
-    signature = request.headers.get("x-twilio-signature", "")
-    url = public_url(request, container.settings.public_url)
-    if not any(
-        is_valid_signature(url, params, signature, token) for token in container.webhook_auth_tokens
-    ):
+    scope = await signing_scope(request, container, params)
+    if scope is None:
         log.warning("webhook.signature_rejected", path=request.url.path)
         return error_response(
             403, "invalid_signature", "X-Twilio-Signature does not match this request"
         )
-    update = _status_update(request, params)
+    update = _status_update(request, params, scope)
     if update is None:
         return error_response(
             422, "invalid_request", "MessageSid and a known outbound MessageStatus are required"
@@ -53,7 +54,25 @@ async def twilio_status(request: Request, container: ContainerDep) -> Response:
     return Response(status_code=200)
 
 
-def _status_update(request: Request, params: dict[str, str]) -> StatusUpdate | None:
+async def signing_scope(
+    request: Request, container: Container, params: Mapping[str, Any]
+) -> MessageScope | None:
+    """Whose messages a Twilio webhook may touch: the platform's and/or the tenants' whose
+    auth token (found by the form's AccountSid) signed it; None when no candidate signed it."""
+    signature = request.headers.get("x-twilio-signature", "")
+    url = public_url(request, container.settings.public_url)
+    account = params.get("AccountSid")
+    return await container.provider_configs.signing_scope(
+        PROVIDER,
+        account if isinstance(account, str) else (account or [None])[0],
+        container.webhook_auth_tokens,
+        lambda token: is_valid_signature(url, params, signature, token),
+    )
+
+
+def _status_update(
+    request: Request, params: dict[str, str], scope: MessageScope
+) -> StatusUpdate | None:
     sid = params.get("MessageSid") or params.get("SmsSid")
     raw_status = params.get("MessageStatus") or params.get("SmsStatus") or ""
     status = our_status(raw_status)
@@ -68,6 +87,7 @@ def _status_update(request: Request, params: dict[str, str]) -> StatusUpdate | N
         received_at=datetime.now(UTC),
         outbox_id=request.query_params.get("outboxId"),
         error=_error(params),
+        scope=scope,
     )
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -95,33 +95,32 @@ class Msg91Config:
     body_variable: str = "var1"
 
     def __post_init__(self) -> None:
-        problems = _config_problems(self)
+        values = {name: getattr(self, name) for name in (*ENV_VARS, "body_variable")}
+        problems = [(ENV_VARS.get(name, name), text) for name, text in config_problems(values)]
         if problems:
             names = tuple(name for name, _ in problems)
             details = "; ".join(f"{name} {problem}" for name, problem in problems)
             raise ProviderConfigError(f"MSG91 is misconfigured: {details}", names)
 
 
-def _config_problems(config: Msg91Config) -> list[tuple[str, str]]:
-    checks = [
-        ("auth_key", bool(_PRINTABLE.fullmatch(config.auth_key)), "must be set, without spaces"),
-        (
-            "sender_id",
-            bool(_SENDER.fullmatch(config.sender_id)),
-            "must be exactly 6 letters or digits",
-        ),
-        (
-            "dlt_entity_id",
-            bool(_DIGITS.fullmatch(config.dlt_entity_id)),
-            "must be the numeric PE ID",
-        ),
-        ("template_id", bool(_IDENTIFIER.fullmatch(config.template_id)), "must be MSG91's id"),
-        ("api_base_url", config.api_base_url.startswith(("https://", "http://")), "must be a URL"),
+# Each setting's shape, by Msg91Config field: (pattern, what to change when it does not match).
+_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "auth_key": (_PRINTABLE, "must be set, without spaces"),
+    "sender_id": (_SENDER, "must be exactly 6 letters or digits"),
+    "dlt_entity_id": (_DIGITS, "must be the numeric PE ID"),
+    "template_id": (_IDENTIFIER, "must be MSG91's id"),
+    "api_base_url": (re.compile(r"https?://.+"), "must be a URL"),
+    "body_variable": (_IDENTIFIER, "must name a template variable"),
+}
+
+
+def config_problems(values: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(Msg91Config field, problem) for every given value of the wrong shape."""
+    return [
+        (name, problem)
+        for name, (pattern, problem) in _SHAPES.items()
+        if name in values and not pattern.fullmatch(values[name])
     ]
-    problems = [(ENV_VARS[name], problem) for name, ok, problem in checks if not ok]
-    if not _IDENTIFIER.fullmatch(config.body_variable):
-        problems.append(("body_variable", "must name a template variable"))
-    return problems
 
 
 @dataclass(frozen=True, slots=True)
