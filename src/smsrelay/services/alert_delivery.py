@@ -185,9 +185,8 @@ class AlertDelivery:
                 timeout=self.network.timeout_seconds,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise DeliveryFailed(
-                f"the SMTP server refused or failed: {type(exc).__name__}"
-            ) from exc
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            raise DeliveryFailed(f"the SMTP server refused or failed ({reason})") from exc
 
     async def _record_failure(self, alert: RowMapping, error: str, final: bool) -> None:
         attempts = int(alert["attempts"])
