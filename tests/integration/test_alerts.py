@@ -20,7 +20,13 @@ from smsrelay.api.app import create_app
 from smsrelay.bootstrap import Container, bootstrap
 from smsrelay.config import load_settings
 from smsrelay.services import balances
-from smsrelay.services.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, AlertNetwork, sign
+from smsrelay.services.alerts import (
+    ALERT_ID_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    AlertNetwork,
+    sign,
+)
 from smsrelay.services.secrets import generate_key
 from smsrelay.services.tenants import create_key, create_tenant
 from smsrelay.store.database import Database
@@ -290,6 +296,7 @@ async def test_a_low_balance_alert_is_delivered_signed(keyed: Api, hook: Hook) -
     }
     (row,) = await _alert_rows(keyed.container.db)
     assert row["state"] == "delivered" and row["attempts"] == 1
+    assert headers[ALERT_ID_HEADER] == row["id"]
 
 
 # -- failed SMS ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from smsrelay.store.database import Database
 
 SIGNATURE_HEADER = "X-Smsrelay-Signature"
 TIMESTAMP_HEADER = "X-Smsrelay-Timestamp"
+ALERT_ID_HEADER = "X-Smsrelay-Alert-Id"
 LOW_BALANCE, FAILED_SMS = "low_balance", "failed_sms"
 WEBHOOK, EMAIL = "webhook", "email"
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
