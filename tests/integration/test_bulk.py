@@ -1,4 +1,4 @@
-"""POST /api/sms/bulk: screening, durable acceptance, expansion into the outbox, progress, cancel."""
+"""POST /api/sms/bulk: screening, durable acceptance, expansion, progress and cancel."""
 
 from __future__ import annotations
 

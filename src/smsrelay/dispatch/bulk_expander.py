@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
@@ -94,7 +95,7 @@ class BulkExpander:
         bulk = await self._claim()
         if bulk is None:
             return 0
-        return await self.expand(bulk, max_chunks)
+        return await self.expand(dict(bulk), max_chunks)
 
     async def _claim(self) -> RowMapping | None:
         now = self.clock()
@@ -105,7 +106,7 @@ class BulkExpander:
                 self.name, now, lease, list(self._resting)
             )
 
-    async def expand(self, bulk: RowMapping, max_chunks: int | None = None) -> int:
+    async def expand(self, bulk: Mapping[str, Any], max_chunks: int | None = None) -> int:
         """Write `bulk`'s remaining recipients chunk by chunk while this worker holds it."""
         planner = Planner(await self.policy_for(bulk["tenant_id"]), bulk)
         cursor, written, chunks = bulk["expanded_count"], 0, 0
@@ -137,7 +138,7 @@ class BulkExpander:
                 debit=self.debit,
             )
 
-    async def _rest(self, bulk: RowMapping, exc: ServiceError) -> None:
+    async def _rest(self, bulk: Mapping[str, Any], exc: ServiceError) -> None:
         """A chunk the rules refuse as a whole (no balance): leave the bulk, retry it later."""
         log.warning("bulk.expansion_paused", bulkId=bulk["id"], reason=exc.code)
         self._resting[bulk["id"]] = self.clock() + timedelta(seconds=self.config.retry_seconds)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Final
+from typing import Final, NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberType
@@ -153,10 +153,17 @@ def _regions(country_code: int) -> tuple[_Region, ...] | None:
     return found if len(found) == len(codes) else None
 
 
+@cache
+def _calling_codes() -> dict[str, int]:
+    return {str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+
+
 def _split(digits: str) -> tuple[int, str] | None:
+    """The country calling code (the shortest known prefix, as `parse` finds it) and the rest."""
+    codes = _calling_codes()
     for size in (1, 2, 3):
-        code = int(digits[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        code = codes.get(digits[:size])
+        if code is not None:
             return code, digits[size:]
     return None
 
@@ -176,15 +183,15 @@ def _home(regions: tuple[_Region, ...], nsn: str) -> tuple[_Region, int] | None:
     return None
 
 
-def fast_accept(raw: str) -> phones.PhoneNumber | None:
-    """The destination for a plain international number that is surely SMS-capable, else None.
+def fast_accept(raw: str) -> tuple[str, str] | None:
+    """(E.164, region) for a plain international number that is surely SMS-capable, else None.
 
     None means "ask `phones.normalize`": the input needs parsing rules this path leaves out
     (national form, a national prefix after the country code, non-geographic codes, Twilio's test
     numbers), or the number is refused and the reason must be worded as a single send words it.
     """
     digits = raw[1:]
-    if raw[:1] != "+" or not digits.isascii() or not digits.isdigit():
+    if raw[:1] != "+" or not digits.isdigit() or not digits.isascii():
         match = _INTERNATIONAL.fullmatch(raw.strip().translate(_PUNCTUATION))
         if match is None:
             return None
@@ -207,15 +214,14 @@ def fast_accept(raw: str) -> phones.PhoneNumber | None:
     region, kind = home
     if kind not in _ACCEPTED and not (kind == PhoneNumberType.TOLL_FREE and country_code == _NANP):
         return None
-    name: str = PhoneNumberType.to_string(kind)
-    return phones.PhoneNumber("+" + digits, region.code, country_code, name)
+    return "+" + digits, region.code
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One input's answer: the destination, or why it cannot be one."""
+class Check(NamedTuple):
+    """One input's answer: the destination (E.164 and region), or why it cannot be one."""
 
-    number: phones.PhoneNumber | None
+    e164: str | None
+    region: str | None = None
     reason: str | None = None
     code: str | None = None  # "invalid_number", "landline" or "not_sms_capable" when refused
 
@@ -234,13 +240,14 @@ class NumberChecker:
         return answer
 
     def _first_check(self, raw: str) -> Check:
-        number = fast_accept(raw)
-        if number is not None:
-            return Check(number)
+        found = fast_accept(raw)
+        if found is not None:
+            return Check(*found)
         try:
-            return Check(phones.normalize(raw, self.default_region))
+            number = phones.normalize(raw, self.default_region)
         except phones.InvalidPhoneNumber as exc:
-            return Check(None, str(exc), _refusal_code(raw, self.default_region))
+            return Check(None, None, str(exc), _refusal_code(raw, self.default_region))
+        return Check(number.e164, number.region)
 
 
 def _refusal_code(raw: str, default_region: str | None) -> str:

@@ -117,7 +117,7 @@ class PreparedBulk:
     """A screened broadcast, ready to store: the bulk row, its recipients, the refusals."""
 
     bulk: dict[str, Any]
-    recipients: list[dict[str, Any]]
+    recipients: list[tuple[int, str, str | None, str | None]]  # seq, phone, region, variables
     rejected: list[Rejection]
 
     @property
@@ -154,8 +154,6 @@ async def prepare_bulk(
         _refuse_all(screened.rejected)
     bulk = _bulk_row(new_id("blk"), principal, new, when, now, len(screened.accepted))
     bulk.update(rejected_count=len(screened.rejected), duplicate_count=screened.duplicates)
-    for row in screened.accepted:
-        row["bulk_id"] = bulk["id"]
     return PreparedBulk(bulk, screened.accepted, screened.rejected)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +45,7 @@ class Planner:
     """Plans one bulk's messages, once per distinct (country, text)."""
 
     policy: SubmitPolicy
-    bulk: RowMapping
+    bulk: Mapping[str, Any]
     template: Template = field(init=False)
     plans: dict[tuple[str | None, str], MessagePlan | InvalidRequest] = field(default_factory=dict)
 

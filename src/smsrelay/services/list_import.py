@@ -149,15 +149,15 @@ def _member_of(
         )
         return None
     check = checker.check(value)
-    if check.number is None:
+    if check.e164 is None:
         report.refuse(number, value, check.code or "invalid_number", check.reason or "")
         return None
     variables = {
         n: v for i, (n, v) in enumerate(zip(header.names, fields, strict=True)) if i != header.phone
     }
     return {
-        "phone": check.number.e164,
-        "region": check.number.region,
+        "phone": check.e164,
+        "region": check.region,
         "variables": json.dumps(variables, ensure_ascii=False) if variables else None,
     }
 
@@ -186,6 +186,7 @@ async def import_members(
         member = _member_of(header, fields, checker, number, report)
         if member is None:
             continue
+        report.imported += 1
         if member["phone"] in seen:
             report.duplicates += 1
         seen.add(member["phone"])
@@ -222,5 +223,4 @@ async def _merge(
         repository = ListRepository(connection)
         await repository.merge_members(rows)
         await repository.touch(list_id, now)
-    report.imported += len(rows)
     batch.clear()

@@ -135,4 +135,4 @@ async def members_as_recipients(
             "listId", f"the list has {found.member_count} members; a bulk takes at most {limit}"
         )
     rows = await ListRepository(connection).members(list_id, None, limit)
-    return [Recipient(row["phone"], _member(row).variables) for row in rows]
+    return [(row["phone"], _member(row).variables) for row in rows]

@@ -61,10 +61,10 @@ async def send_bulk(
 
 
 def _new_bulk(body: BulkSendRequest) -> NewBulk:
-    recipients = None
+    recipients: list[Recipient] | None = None
     if body.recipients is not None:
         recipients = [
-            Recipient(r.to, r.variables) if isinstance(r, RecipientIn) else Recipient(r)
+            (r.to, r.variables) if isinstance(r, RecipientIn) else (r, None)
             for r in body.recipients
         ]
     return NewBulk(
