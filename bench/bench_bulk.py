@@ -62,7 +62,7 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# --- child phases --------------------------------------------------------------------------------
+# --- child phases --------------------------------------------------------------------------
 
 
 async def bulk_phase(database_url: str, count: int, expand: bool) -> dict[str, Any]:
@@ -177,7 +177,8 @@ def _raw_sqlite(path: Path, rows: list[tuple[Any, ...]]) -> float:
     marks = ", ".join("?" * len(rows[0]))
     started = time.perf_counter()
     connection.execute("BEGIN IMMEDIATE")
-    connection.executemany(f"INSERT INTO messages ({COLUMNS}) VALUES ({marks})", rows)
+    statement = f"INSERT INTO messages ({COLUMNS}) VALUES ({marks})"  # noqa: S608 - constants
+    connection.executemany(statement, rows)
     connection.execute("COMMIT")
     seconds = time.perf_counter() - started
     connection.close()
@@ -196,13 +197,14 @@ async def _raw_postgres(url: str, rows: list[tuple[Any, ...]]) -> float:
     marks = ", ".join(f"${i + 1}" for i in range(len(rows[0])))
     started = time.perf_counter()
     async with connection.transaction():
-        await connection.executemany(f"INSERT INTO messages ({COLUMNS}) VALUES ({marks})", rows)
+        statement = f"INSERT INTO messages ({COLUMNS}) VALUES ({marks})"  # noqa: S608 - constants
+        await connection.executemany(statement, rows)
     seconds = time.perf_counter() - started
     await connection.close()
     return seconds
 
 
-# --- parent ----------------------------------------------------------------------------------------
+# --- parent --------------------------------------------------------------------------------
 
 
 def run_child(phase: str, database_url: str, args: argparse.Namespace) -> dict[str, Any]:

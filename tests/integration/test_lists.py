@@ -132,7 +132,7 @@ async def test_a_nul_in_a_row_refuses_that_row_only(api: Api) -> None:
 async def test_import_streams_in_small_chunks(api: Api) -> None:
     """A record split across network chunks (even inside quotes) is read whole."""
     list_id = await new_list(api)
-    text = 'phone,note\n+14155550100,"a,\nb"\n+14155550101,c\n'.encode()
+    text = b'phone,note\n+14155550100,"a,\nb"\n+14155550101,c\n'
 
     async def trickle() -> AsyncIterator[bytes]:
         for index in range(len(text)):

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from smsrelay.domain.phone_batch import NumberChecker
 from smsrelay.logs import mask_phone
-from smsrelay.services.errors import InvalidRequest
+from smsrelay.services.errors import InvalidRequest, ServiceError
 from smsrelay.services.recipient_lists import find_list
 from smsrelay.store.database import Database
 from smsrelay.store.lists import ListRepository
@@ -162,12 +162,28 @@ def _member_of(
     }
 
 
+class NotCsv(ServiceError):
+    """The body is declared as something other than CSV."""
+
+    code = "unsupported_media_type"
+
+
 async def import_members(
-    db: Database, tenant_id: str, list_id: str, chunks: AsyncIterator[bytes], now: datetime
+    db: Database,
+    tenant_id: str,
+    list_id: str,
+    chunks: AsyncIterator[bytes],
+    now: datetime,
+    content_type: str = "text/csv",
 ) -> ImportReport:
-    """Read a CSV stream into the list, in batches; the report of what happened to each row."""
+    """Read a CSV stream into the list, in batches; the report of what happened to each row.
+
+    `NotFound` for another tenant's list comes first, then `NotCsv` for another content type.
+    """
     async with db.reading() as connection:
         await find_list(connection, tenant_id, list_id)
+    if content_type.split(";")[0].strip().lower() != "text/csv":
+        raise NotCsv(f"send the file as CSV with 'Content-Type: text/csv' (got {content_type!r})")
     rows = _csv_rows(chunks)
     header = await _first_header(rows)
     report = ImportReport()
