@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from smsrelay.services.secrets import SecretBox, generate_key
 from smsrelay.services.tenants import create_key, create_tenant
 from tests.integration.conftest import Api
 
@@ -27,6 +28,11 @@ VOLATILE = frozenset({"lastusedat"})
 # any tenant may PUT its own price for twilio/US. tests/integration/test_prices.py shows that
 # one tenant's override neither shows nor applies nor can be deleted for another.
 OWN_NAMESPACE = frozenset({"/api/prices/{provider}/{country}"})
+# Operations that create or replace the caller's own entry in such a slot: any tenant may PUT its
+# own twilio account. The other operations on the slot are probed with tenant A's filled slot
+# (SLOTS); tests/integration/test_provider_configs.py shows another tenant's PUT leaves A's alone.
+OWN_SLOT_WRITES = frozenset({("put", "/api/providers/{provider}")})
+SLOTS = {"provider": "twilio"}
 
 
 @dataclass(frozen=True)
@@ -128,10 +134,14 @@ def request_body(operation: Operation, schema: dict[str, Any]) -> dict[str, Any]
 
 
 async def _seed(api: Api) -> None:
-    """Give tenant A data behind its routes: a message and a second key."""
+    """Give tenant A data behind its routes: a message, a second key, its own Twilio account."""
     sent = await api.send(to=PHONE, message=BODY, tags=["isolation"])
     assert sent.status_code == 202, sent.text
     await create_key(api.container.db, api.tenant_id, name="second", scopes=frozenset({"read"}))
+    api.container.provider_configs.box = SecretBox(generate_key())
+    account = {"accountSid": "AC" + "4e" * 16, "authToken": "6a" * 16, "fromNumber": PHONE}
+    saved = await api.client.put("/api/providers/twilio", json=account, headers=api.auth())
+    assert saved.status_code == 200, saved.text
 
 
 async def test_every_id_bearing_route_hides_other_tenants_data(api: Api) -> None:
@@ -145,7 +155,9 @@ async def test_every_id_bearing_route_hides_other_tenants_data(api: Api) -> None
     for operation in keyed_operations(schema):
         if not operation.params or operation.path in OWN_NAMESPACE:
             continue
-        values = {p: value_for(p, harvested) for p in operation.params}
+        if (operation.method, operation.path) in OWN_SLOT_WRITES:
+            continue
+        values = {p: SLOTS.get(p) or value_for(p, harvested) for p in operation.params}
         with_real_id += all(v is not None for v in values.values())
         path = operation.path.format(**{p: v or f"unknown_{p}" for p, v in values.items()})
         response = await api.client.request(

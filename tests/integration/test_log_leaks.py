@@ -19,6 +19,7 @@ from smsrelay.logs import configure_logging
 from smsrelay.providers.simulator.config import DEFAULT_AUTH_TOKEN
 from smsrelay.services.tenants import create_key, hash_key
 from tests.integration.conftest import LiveApp
+from tests.integration.provider_accounts import AUTH_TOKEN, MSG91, Accounts, twilio_body
 
 StartApp = Callable[..., Awaitable[LiveApp]]
 DELIVERED, REFUSED, TEST_OK, TEST_REFUSED = (
@@ -131,3 +132,24 @@ async def test_a_whole_flow_logs_no_number_body_token_or_key(
     leaks = [f"{what}: {value!r}" for what, value in forbidden.items() if value in text]
     assert not leaks, leaks
     print(f"log leaks: {len(structured)} structured + {len(captured.standard())} stdlib lines")
+
+
+async def test_tenant_provider_secrets_are_never_logged(
+    start_app: StartApp, accounts: Accounts, captured: Lines
+) -> None:
+    app = await start_app(**accounts.settings())
+    wrong_token = "9e" * 16
+    for body in (twilio_body(authToken=wrong_token), twilio_body()):
+        await app.client.put("/api/providers/twilio", json=body, headers=app.auth())
+        await app.client.post("/api/providers/twilio/verify", headers=app.auth())
+    saved = await app.client.put("/api/providers/msg91", json=MSG91, headers=app.auth())
+    await app.client.post("/api/providers/msg91/verify", headers=app.auth())
+    sent = (await app.send(to=DELIVERED, message=BODIES["send"])).json()
+    await app.wait_for_status(sent["outboxId"], "delivered")
+    await _forge_webhooks(app)
+
+    secrets = [AUTH_TOKEN, wrong_token, MSG91["authKey"], saved.json()["webhookToken"]]
+    text = "\n".join(captured.structured() + captured.standard())
+    assert "provider_config.verified" in text
+    leaks = [secret for secret in secrets if secret in text]
+    assert not leaks, leaks

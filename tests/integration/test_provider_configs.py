@@ -119,6 +119,27 @@ async def test_bodies_of_the_wrong_shape_are_refused(
     assert response.json()["error"]["code"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"\\ud800": "x"}',  # an unpaired surrogate in a name
+        b'{"authToken": "abc\\udfffdefghijk"}',  # ... or in a value
+        b'{"authToken": "abc\\u0000def"}',  # NUL
+        b'{"accountSid": ""}',
+    ],
+)
+async def test_text_no_database_can_store_is_422(keyed_api: Api, raw: bytes) -> None:
+    headers = keyed_api.auth() | {"Content-Type": "application/json"}
+    response = await keyed_api.client.put(f"{PATH}/twilio", content=raw, headers=headers)
+    assert response.status_code == 422, response.text
+
+
+async def test_a_body_of_many_unknown_fields_lists_a_few(keyed_api: Api) -> None:
+    response = await put(keyed_api, "twilio", {f"field{n}": "x" for n in range(500)})
+    assert response.status_code == 422
+    assert len(response.json()["error"]["details"]["problems"]) == 20
+
+
 async def test_malformed_json_and_other_content_types_are_refused(keyed_api: Api) -> None:
     headers = keyed_api.auth() | {"Content-Type": "application/json"}
     broken = await keyed_api.client.put(f"{PATH}/twilio", content=b"{", headers=headers)

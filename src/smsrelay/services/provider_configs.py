@@ -36,6 +36,7 @@ from smsrelay.store.tenants import TenantRepository
 
 log = get_logger("smsrelay.provider_configs")
 HINT_MIN_LENGTH = 16  # shorter secrets show no characters at all
+MAX_LISTED = 20  # problems listed in an error's details
 
 
 class SecretKeysNotConfigured(Conflict):
@@ -296,6 +297,8 @@ def _checked(spec: TenantConfigSpec, values: Mapping[str, Any]) -> dict[str, str
     """The given fields as strings (null means not given), or `InvalidRequest` naming the field."""
     given: dict[str, str] = {}
     for name, value in values.items():
+        if not _is_text(name) or (isinstance(value, str) and not _is_text(value)):
+            raise InvalidRequest("body", "contains an unpaired surrogate; send valid text")
         if value is None:
             continue
         if not isinstance(value, str):
@@ -303,7 +306,7 @@ def _checked(spec: TenantConfigSpec, values: Mapping[str, Any]) -> dict[str, str
         given[name] = value
     problems = spec.field_problems(given)
     if problems:
-        listed = [{"field": name, "message": message} for name, message in problems]
+        listed = [{"field": name, "message": text} for name, text in problems[:MAX_LISTED]]
         raise InvalidRequest(problems[0][0], problems[0][1], {"problems": listed})
     return given
 
@@ -334,6 +337,14 @@ async def _ask_provider(spec: TenantConfigSpec, client: Provider, seconds: float
             f"{spec.provider} could not be reached to check the credentials; try again later",
             {"provider": spec.provider, "reason": reason},
         ) from exc
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hint(secret: str) -> str | None:
