@@ -31,7 +31,7 @@ from smsrelay.services.secrets import generate_key
 from smsrelay.services.tenants import create_key, create_tenant
 from smsrelay.store.database import Database
 from smsrelay.store.tables import alerts
-from tests.integration.conftest import Api, free_socket
+from tests.integration.conftest import Api, LiveApp, free_socket
 
 FAILING = "+15005550001"  # the simulator refuses it with 21211: failed, no provider id
 LOCAL = AlertNetwork(allow_http=True, allow_loopback_for_tests=True)
@@ -429,3 +429,27 @@ async def test_alerts_are_emailed(start_api: Callable[..., Any], smtp: Any) -> N
     assert not any(FAILING in text for text in texts)
     rows = await _alert_rows(api.container.db)
     assert {row["state"] for row in rows} == {"delivered"} and len(rows) == 2
+
+
+# -- serve runs the loop ---------------------------------------------------------------------
+
+
+async def test_serve_settles_and_delivers_in_the_background(
+    start_app: Callable[..., Any], hook: Hook
+) -> None:
+    live: LiveApp = await start_app(secret_keys=generate_key(), alert_poll_seconds=0.05)
+    live.container.alert_network = LOCAL
+    assert live.container.alert_loop is not None
+    live.container.alert_loop.delivery.network = LOCAL
+    await balances.credit(live.container.db, live.tenant_id, "1", _now())
+    body = {"url": hook.url, "failedSms": True}
+    assert (await live.client.put("/api/alerts", json=body, headers=live.auth())).is_success
+    outbox_id = (await live.send(to=FAILING, message="Hello")).json()["outboxId"]
+    await live.wait_for_status(outbox_id, "failed")
+    async with asyncio.timeout(15):
+        while not hook.received:
+            await asyncio.sleep(0.05)
+    assert json.loads(hook.received[0][1])["outboxId"] == outbox_id
+    async with asyncio.timeout(15):
+        while (await balances.show(live.container.db, live.tenant_id)).balance != "1":
+            await asyncio.sleep(0.05)

@@ -64,3 +64,8 @@ def test_low_needs_a_threshold() -> None:
 def test_backoff_doubles_up_to_the_cap() -> None:
     assert [billing.retry_delay(n) for n in (1, 2, 3)] == [5.0, 10.0, 20.0]
     assert billing.retry_delay(30) == 3600.0
+
+
+def test_costs_round_up_to_a_whole_millionth() -> None:
+    assert billing.cost_micros(Decimal("0.0166")) == 16_600
+    assert billing.cost_micros(Decimal("0.00000001")) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 from smsrelay.domain.status import Status
 
@@ -54,6 +54,11 @@ def to_micros(amount: Decimal) -> int:
     if scaled != scaled.to_integral_value():
         raise InvalidAmount(f"{amount} has more than 6 decimals")
     return int(scaled)
+
+
+def cost_micros(cost: Decimal) -> int:
+    """A message's cost in millionths, rounded up should a price ever carry more decimals."""
+    return int((cost * MICROS_PER_UNIT).to_integral_value(rounding=ROUND_CEILING))
 
 
 def from_micros(micros: int) -> Decimal:

@@ -165,11 +165,11 @@ def _debits(state: RowMapping, rows: Sequence[Mapping[Any, Any]]) -> dict[str, i
         if row["currency"] != state["currency"]:
             raise CurrencyMismatch(
                 f"this message is priced in {row['currency']} but the balance is in "
-                f"{state['currency']}; the balance cannot pay for it. Ask the operator to set "
-                f"a price in {state['currency']} for this destination (PUT /api/prices)",
+                f"{state['currency']}; the balance cannot pay for it. Set your price for this "
+                f"destination in {state['currency']} (PUT /api/prices/{{provider}}/{{country}})",
                 {"messageCurrency": row["currency"], "balanceCurrency": state["currency"]},
             )
-        cost = billing.to_micros(Decimal(row["total_cost"]))
+        cost = billing.cost_micros(Decimal(row["total_cost"]))
         if cost:
             debits[row["id"]] = cost
     return debits

@@ -154,14 +154,9 @@ class BalanceRepository:
         return list((await self.connection.execute(query)).mappings().all())
 
     async def watch(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Remember messages whose ending must be settled (replacing an earlier round's row)."""
-        if not rows:
-            return
-        ids = [row["message_id"] for row in rows]
-        await self.connection.execute(
-            delete(balance_watch).where(balance_watch.c.message_id.in_(ids))
-        )
-        await self.connection.execute(insert(balance_watch), list(rows))
+        """Remember messages whose ending must be settled (a resend settles the last one first)."""
+        if rows:
+            await self.connection.execute(insert(balance_watch), list(rows))
 
     async def claim_finished(self, limit: int) -> list[RowMapping]:
         """Watched messages that reached a final status, with what settling them needs."""
