@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from smsrelay.providers.twilio.signature import compute_signature
+from smsrelay.services.secrets import SecretBox, generate_key
 from smsrelay.services.tenants import create_tenant
 from smsrelay.store.tables import messages
 from tests.integration.conftest import Api, LiveApp
@@ -219,3 +220,11 @@ async def test_the_deployment_token_reports_on_platform_messages_only(
     assert await config_of(app, own["outboxId"]) is not None
     mine = await app.client.get(f"/api/sms/outbox/{own['outboxId']}", headers=app.auth())
     assert mine.json()["status"] == "sent"
+
+
+async def test_a_tenant_key_no_configured_key_can_read_is_refused_not_a_500(keyed_api: Api) -> None:
+    entry = await sent_with_own_account(keyed_api)
+    keyed_api.container.provider_configs.box = SecretBox(generate_key())  # its key was dropped
+    response = await post_status(keyed_api, entry["messageId"], ACCOUNT_SID, AUTH_TOKEN)
+    assert response.status_code == 403, response.text
+    assert await status_of(keyed_api, entry["outboxId"]) == "sent"

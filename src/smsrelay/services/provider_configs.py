@@ -28,7 +28,7 @@ from smsrelay.providers.registry import TENANT_CONFIGS
 from smsrelay.providers.tenant_config import TenantConfigSpec
 from smsrelay.services.delivery import MessageScope
 from smsrelay.services.errors import Conflict, InvalidRequest, NotFound, ServiceError
-from smsrelay.services.secrets import ENV_VAR, GENERATE_COMMAND, SecretBox
+from smsrelay.services.secrets import ENV_VAR, GENERATE_COMMAND, SecretBox, SecretDecryptError
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.provider_configs import ProviderConfigRepository
@@ -220,12 +220,17 @@ class ProviderConfigs:
             return []
         async with self.db.reading() as connection:
             rows = await ProviderConfigRepository(connection).by_account(provider, account_id)
-        return [
-            Signer(
-                json.loads(self.box.decrypt(row["secrets"]))[spec.signing_field], row["tenant_id"]
-            )
-            for row in rows
-        ]
+        return [signer for row in rows if (signer := self._signer(spec, row)) is not None]
+
+    def _signer(self, spec: TenantConfigSpec, row: RowMapping) -> Signer | None:
+        """The config's signing key; None (logged) when no configured key can read it."""
+        assert self.box is not None and spec.signing_field is not None
+        try:
+            sealed = json.loads(self.box.decrypt(row["secrets"]))
+        except SecretDecryptError:
+            log.error("provider_config.unusable", configId=row["id"], tenantId=row["tenant_id"])
+            return None
+        return Signer(sealed[spec.signing_field], row["tenant_id"])
 
     async def webhook_token_scope(
         self, provider: str, token: str, platform_token: str | None
