@@ -1,0 +1,203 @@
+"""The `smsrelay bulk` commands: send a CSV through the HTTP API (resumable), show a bulk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiohttp
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from smsrelay.bulk_upload import (
+    BulkClient,
+    Options,
+    State,
+    UploadError,
+    check_header,
+    chunk_body,
+    fingerprint,
+    progress_of,
+    read_chunks,
+)
+from smsrelay.logs import mask_phone
+
+bulk_app = typer.Typer(help="Broadcasts: send a CSV to many recipients, follow its progress.")
+DEFAULT_URL = "http://127.0.0.1:8000"
+SHOWN_REJECTIONS = 5  # per chunk; the counts cover all
+UrlOption = Annotated[str, typer.Option(help="The smsrelay server's base URL.")]
+KeyOption = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="SMSRELAY_API_KEY", help="API key (or SMSRELAY_API_KEY)."),
+]
+
+
+class Category(StrEnum):
+    transactional = "transactional"
+    marketing = "marketing"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    return typer.Exit(code)
+
+
+def _key(api_key: str | None) -> str:
+    if not api_key:
+        raise _fail("give --api-key or set SMSRELAY_API_KEY (smsrelay tenants create NAME)", 2)
+    return api_key
+
+
+@bulk_app.command("send")
+def send(
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a phone (or to) column; others: variables.")
+    ],
+    message: Annotated[str, typer.Option("--message", "-m", help="Text; {{column}} fills in.")],
+    category: Annotated[Category, typer.Option(help="Message category.")] = Category.transactional,
+    sender_id: Annotated[str | None, typer.Option("--sender-id", help="Sender to use.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: KeyOption = None,
+    chunk_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows per request.")] = 5000,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow until done.")] = True,
+    poll: Annotated[float, typer.Option(min=0.1, help="Seconds between progress polls.")] = 1.0,
+    patience: Annotated[
+        float, typer.Option(min=1, help="Stop following after this many seconds.")
+    ] = 600.0,
+) -> None:
+    """Send MESSAGE to every row of FILE, in chunks; run it again after Ctrl-C to resume."""
+    if not file.is_file():
+        raise _fail(f"{file} not found (give the path of a CSV file)", 2)
+    options = Options(message, category.value, sender_id, chunk_size)
+    try:
+        check_header(file)
+        state = State.load(file, fingerprint(file, options))
+        follow = (poll, patience) if wait else None
+        asyncio.run(_send(file, options, state, url, _key(api_key), follow))
+    except UploadError as exc:
+        raise _fail(str(exc)) from None
+    except UnicodeDecodeError:
+        raise _fail(f"{file} is not UTF-8 text; save it as UTF-8 CSV", 2) from None
+    except KeyboardInterrupt:
+        typer.secho(
+            "\ninterrupted: run the same command again to resume (nothing is sent twice)",
+            fg="yellow",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+
+
+async def _send(
+    file: Path,
+    options: Options,
+    state: State,
+    url: str,
+    key: str,
+    follow: tuple[float, float] | None,
+) -> None:
+    console = Console(stderr=True)
+    if state.chunks:
+        console.print(
+            f"resuming: {len(state.chunks)} chunk(s) already accepted ({state.path.name})"
+        )
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        client = BulkClient(session, url, key)
+        with _progress(console) as progress:
+            tasks = {"accepted": progress.add_task("accepted", total=None)}
+            progress.update(tasks["accepted"], completed=state.accepted)
+            await _upload(client, file, options, state, progress, tasks)
+            console.print(
+                f"accepted {state.accepted}, rejected {state.rejected}; "
+                f"bulk ids: {', '.join(state.bulk_ids) or 'none'}"
+            )
+            if follow is not None and state.bulk_ids:
+                await _follow(client, state, progress, tasks, *follow)
+
+
+_BARS = ("accepted", "sent", "delivered", "failed")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+async def _upload(
+    client: BulkClient,
+    file: Path,
+    options: Options,
+    state: State,
+    progress: Progress,
+    tasks: dict[str, TaskID],
+) -> None:
+    for index, recipients in enumerate(read_chunks(file, options.chunk_size)):
+        if str(index) in state.chunks:
+            continue
+        answer = await client.send_chunk(
+            chunk_body(options, recipients), f"smsrelay-cli-{state.run}-{index}"
+        )
+        state.record(index, answer)
+        progress.update(tasks["accepted"], completed=state.accepted)
+        for refused in answer.get("rejected", [])[:SHOWN_REJECTIONS]:
+            shown = mask_phone(refused["to"])
+            progress.console.print(
+                f"  rejected {shown}: {refused['reason']} ({refused['message']})"
+            )
+
+
+async def _follow(
+    client: BulkClient,
+    state: State,
+    progress: Progress,
+    tasks: dict[str, TaskID],
+    poll: float,
+    patience: float,
+) -> None:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + patience
+    progress.update(tasks["accepted"], total=state.accepted)
+    for name in _BARS[1:]:
+        tasks[name] = progress.add_task(name, total=state.accepted)
+    while True:
+        views = [await client.bulk(bulk_id) for bulk_id in state.bulk_ids]
+        counts = progress_of(views)
+        for name in ("sent", "delivered", "failed"):
+            progress.update(tasks[name], completed=counts[name])
+        if counts["unsent"] + counts["awaiting_report"] == 0:
+            return
+        if loop.time() > give_up:
+            progress.console.print(
+                f"stopped following after {patience:g} s: {counts['unsent']} not yet sent, "
+                f"{counts['awaiting_report']} awaiting a delivery report; `smsrelay bulk status "
+                "BULK_ID` shows later progress"
+            )
+            return
+        await asyncio.sleep(poll)
+
+
+@bulk_app.command("status")
+def status(
+    bulk_id: Annotated[str, typer.Argument(help="The bulkId a send printed.")],
+    url: UrlOption = DEFAULT_URL,
+    api_key: KeyOption = None,
+) -> None:
+    """Print a bulk's progress (counts by status, cost so far) as JSON."""
+    key = _key(api_key)
+
+    async def main() -> dict[str, Any]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            return await BulkClient(session, url, key).bulk(bulk_id)
+
+    try:
+        typer.echo(json.dumps(asyncio.run(main()), indent=2))
+    except UploadError as exc:
+        raise _fail(str(exc)) from None
