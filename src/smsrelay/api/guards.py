@@ -7,6 +7,7 @@ query, a JSON body (`\\u0000`) or a form body (`%00`) is the caller's mistake, n
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,6 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _ENCODED = (b"%00", b"\x00")  # paths, queries and form bodies
 _JSON = (b"\\u0000", b"\x00")
 MAX_BODY_BYTES = 1024 * 1024
+# Routes whose JSON bodies may be larger: a bulk send of 100,000 recipients with variables.
+LARGER_BODIES: dict[tuple[str, str], int] = {("POST", "/api/sms/bulk"): 64 * 1024 * 1024}
+# Routes that read their body as a stream: never buffered here; they refuse NULs (and cap the
+# size) themselves. CSV imports into recipient lists.
+STREAMED = re.compile(r"/api/lists/[^/]+/import")
 _NUL = {
     "error": {
         "code": "invalid_request",
@@ -43,9 +49,13 @@ class RefuseNul:
         if _in_target(scope):
             await _refuse(send)
             return
-        body = await _read_body(receive)
+        if scope["method"] == "POST" and STREAMED.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        limit = LARGER_BODIES.get((scope["method"], scope["path"]), MAX_BODY_BYTES)
+        body = await _read_body(receive, limit)
         if body is None:
-            await _refuse(send, 413, _TOO_LARGE)
+            await _refuse(send, 413, _too_large(limit))
             return
         if any(marker in body for marker in _markers(scope)):
             await _refuse(send)
@@ -64,15 +74,23 @@ def _markers(scope: Scope) -> tuple[bytes, ...]:
     return _JSON if b"json" in headers.get(b"content-type", b"").lower() else _ENCODED
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole body, or None once it passes `MAX_BODY_BYTES`."""
+def _too_large(limit: int) -> dict[str, Any]:
+    if limit == MAX_BODY_BYTES:
+        return _TOO_LARGE
+    error = {**_TOO_LARGE["error"], "details": {"limit": limit}}
+    error["message"] = f"the body is larger than {limit} bytes; send less"
+    return {"error": error}
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
