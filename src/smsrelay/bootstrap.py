@@ -21,6 +21,7 @@ from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.secrets import SecretBox
 from smsrelay.services.submit import SubmitPolicy
+from smsrelay.services.tenants import KeyCache
 from smsrelay.store.database import Database
 
 log = get_logger("smsrelay.bootstrap")
@@ -40,6 +41,7 @@ class Container:
     dispatcher: Dispatcher | None = None
     test_sms_limiter: RateLimiter | None = None
     api_key_limiter: RateLimiter | None = None
+    key_cache: KeyCache = field(default_factory=KeyCache)
     alert_network: AlertNetwork | None = None
     alert_loop: AlertLoop | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -128,7 +128,7 @@ async def test_key_with_right_prefix_but_wrong_secret_is_401(api: Api) -> None:
 
 async def test_revoked_key_is_401_and_says_so(api: Api) -> None:
     principal_key_id = (await api.send(to="+15005550006", message="Hi")).json()["userId"]
-    await revoke_key(api.container.db, principal_key_id)
+    await revoke_key(api.container.db, principal_key_id, cache=api.container.key_cache)
     response = await api.send(to="+15005550006", message="Hi")
     assert response.status_code == 401
     assert "revoked" in _error(response)["message"]

@@ -33,7 +33,8 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> KeyPrincipal:
     """The caller's key (401 when unusable), counted against the per-key rate limit (429)."""
-    principal = await authenticate(container.db, credentials.credentials if credentials else None)
+    raw_key = credentials.credentials if credentials else None
+    principal = await authenticate(container.db, raw_key, container.key_cache)
     if container.api_key_limiter is not None:
         await container.api_key_limiter.check(API_KEY_LIMIT_SCOPE, principal.key_id or "")
     return principal

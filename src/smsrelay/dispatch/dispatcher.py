@@ -16,6 +16,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import RowMapping
 
 from smsrelay import metrics
+from smsrelay.dispatch.acceptances import Acceptance, AcceptanceWriter
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.ids import new_id
 from smsrelay.domain.status import Status, is_terminal
@@ -37,7 +38,6 @@ from smsrelay.services.delivery import (
     apply_parked_updates,
     apply_status_update,
     error_columns,
-    has_parked_updates,
     result_event_data,
 )
 from smsrelay.services.prices import record_provider_price
@@ -94,6 +94,7 @@ class Dispatcher:
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_status_check = 0.0
+        self._acceptances = AcceptanceWriter(db, self.name, clock, _late_acceptance)
 
     def wake(self) -> None:
         """Ask the loop to look for work now (called after a submit in the same process)."""
@@ -325,33 +326,10 @@ class Dispatcher:
         await handlers[result.outcome](row, result)
 
     async def _accepted(self, row: RowMapping, result: SendResult) -> None:
-        now = self.clock()
+        """`sent` on our lease (else the late-acceptance rule), batched with other acceptances."""
         sid = result.provider_message_id
-        async with self.db.transaction() as connection:
-            outbox = OutboxRepository(connection)
-            await outbox.add_event(
-                row["id"],
-                "provider_accepted",
-                now,
-                data=result_event_data(result),
-                from_status=Status.SENDING.value,
-                to_status=Status.SENT.value,
-            )
-            moved = await outbox.update_if_owned(
-                row["id"],
-                self.name,
-                status=Status.SENT.value,
-                provider_message_id=sid,
-                sent_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-                needs_reconcile=0,
-                **error_columns(None),
-            )
-            if not moved:
-                await _late_acceptance(outbox, row["id"], sid, now)
-            parked = sid is not None and await has_parked_updates(connection, sid)
+        accepted = Acceptance(row["id"], sid, result_event_data(result))
+        parked = await self._acceptances.record(accepted)
         if parked and sid:
             await apply_parked_updates(self.db, sid)
 

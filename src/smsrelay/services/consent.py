@@ -340,21 +340,27 @@ class Facts:
 
 
 async def gather_facts(
-    connection: AsyncConnection, tenant_id: str, phones: Sequence[str]
+    connection: AsyncConnection, tenant_id: str, phones: Sequence[str], *, marketing: bool = True
 ) -> dict[str, Facts]:
-    """The facts for each of `phones`; reads only."""
+    """The facts for each of `phones`; reads only.
+
+    With `marketing=False` (no marketing message among them) the marketing consents and the
+    quiet-hours rule, which `decide` reads for marketing only, are left unread.
+    """
     repository = SuppressionRepository(connection)
     # The holds first: a STOP's suppression commits in the same transaction that drops its
     # hold, so reading in this order (each read sees the newest commit) never misses both.
     held = await repository.held_among(tenant_id, phones)
     suppressed = await repository.get_among(tenant_id, phones)
+    if not marketing:
+        return {phone: Facts(phone in held, suppressed.get(phone)) for phone in phones}
     records = await ConsentLedger(connection).decisions_among(tenant_id, phones, MARKETING)
     rule = _tenant_rule(await TenantSettingsRepository(connection).get(tenant_id))
-    marketing: dict[str, list[RowMapping]] = {}
+    by_phone: dict[str, list[RowMapping]] = {}
     for record in records:
-        marketing.setdefault(record["phone"], []).append(record)
+        by_phone.setdefault(record["phone"], []).append(record)
     return {
-        phone: Facts(phone in held, suppressed.get(phone), tuple(marketing.get(phone, ())), rule)
+        phone: Facts(phone in held, suppressed.get(phone), tuple(by_phone.get(phone, ())), rule)
         for phone in phones
     }
 
@@ -381,7 +387,7 @@ async def check_recipient(
     now: datetime,
 ) -> Decision:
     """May a `category` message reach `phone` now? Reads only; writes nothing."""
-    facts = await gather_facts(connection, tenant_id, [phone])
+    facts = await gather_facts(connection, tenant_id, [phone], marketing=category == MARKETING)
     return decide(facts[phone], phone, category, override, now)
 
 
@@ -495,8 +501,10 @@ async def enforce_at_dispatch_batch(
     """`enforce_at_dispatch` for a claimed batch, in a few queries per tenant."""
     facts: dict[tuple[str, str], Facts] = {}
     for tenant_id in {row["tenant_id"] for row in rows}:
-        phones = [row["recipient"] for row in rows if row["tenant_id"] == tenant_id]
-        found = await gather_facts(connection, tenant_id, phones)
+        own = [row for row in rows if row["tenant_id"] == tenant_id]
+        phones = [row["recipient"] for row in own]
+        marketing = any(row["category"] == MARKETING for row in own)
+        found = await gather_facts(connection, tenant_id, phones, marketing=marketing)
         facts.update({(tenant_id, phone): item for phone, item in found.items()})
     decisions = []
     for row in rows:

@@ -60,7 +60,7 @@ async def set_tenant_price(
 
 
 async def list_tenant_prices(db: Database, tenant_id: str) -> list[TenantPrice]:
-    async with db.transaction() as connection:
+    async with db.reading() as connection:
         rows = await TenantPriceRepository(connection).all(tenant_id)
     return [_tenant_price(row) for row in rows]
 

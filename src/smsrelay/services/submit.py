@@ -120,15 +120,13 @@ async def add_message(
     )
     row.update(consent.verdict_columns(verdict))
     outbox = OutboxRepository(connection)
-    await outbox.add(row)
+    stored = await outbox.add(row)
     await balances.debit_messages(connection, [row], now)  # 402 rolls the insert back
     await outbox.add_event(row["id"], "created", now, to_status=row["status"])
     extra = consent.verdict_event(verdict)
     if extra is not None:
         kind, data = extra
         await outbox.add_event(row["id"], kind, now, to_status=row["status"], data=data)
-    stored = await outbox.get_row(row["id"])
-    assert stored is not None
     metrics.MESSAGES_SUBMITTED.labels(row["status"]).inc()
     return to_entry(stored, await outbox.events(row["id"]))
 

@@ -6,9 +6,10 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 import unicodedata
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -31,6 +32,8 @@ DEFAULT_SCOPES = frozenset({"send", "read"})
 ALL_SCOPES = frozenset(SCOPES)
 # `last_used_at` is written at most this often per key, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# How long a verified key is trusted without reading it again (see `KeyCache`).
+KEY_CACHE_SECONDS = 2.0
 _VISIBLE_PREFIX = re.compile(r"[0-9a-f]{12}")
 # What any id we issue looks like; anything else cannot exist (and PostgreSQL refuses NUL bytes).
 _ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
@@ -48,6 +51,42 @@ class KeyPrincipal(Principal):
     """A tenant acting through one API key, with that key's scopes."""
 
     scopes: frozenset[str] = frozenset()
+
+
+@dataclass
+class KeyCache:
+    """Keys verified in the last `ttl` seconds, by hash: no database read per request.
+
+    A revocation made in another process (the CLI, another API process) takes effect once the
+    entry is `ttl` seconds old; `forget` makes one in this process take effect at once. An
+    expired key is never answered from the cache. Failed lookups are not cached.
+    """
+
+    ttl: float = KEY_CACHE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    max_entries: int = 10_000
+    _entries: dict[str, tuple[float, KeyPrincipal, datetime | None]] = field(default_factory=dict)
+
+    def get(self, key_hash: str, now: datetime) -> KeyPrincipal | None:
+        found = self._entries.get(key_hash)
+        if found is None:
+            return None
+        stored_at, principal, expires_at = found
+        if self.clock() - stored_at >= self.ttl or (expires_at is not None and expires_at <= now):
+            del self._entries[key_hash]
+            return None
+        return principal
+
+    def put(self, key_hash: str, principal: KeyPrincipal, expires_at: datetime | None) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (self.clock(), principal, expires_at)
+
+    def forget(self, key_id: str) -> None:
+        """Drop every entry for `key_id` (after a revocation in this process)."""
+        for key_hash, (_, principal, _) in list(self._entries.items()):
+            if principal.key_id == key_id:
+                del self._entries[key_hash]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,25 +268,37 @@ async def list_keys(db: Database, tenant_id: str) -> list[KeyInfo]:
     return [_info(row, now) for row in rows]
 
 
-async def authenticate(db: Database, raw_key: str | None) -> KeyPrincipal:
-    """The tenant behind a bearer key, or `NotAuthenticated` saying what is wrong."""
+async def authenticate(
+    db: Database, raw_key: str | None, cache: KeyCache | None = None
+) -> KeyPrincipal:
+    """The tenant behind a bearer key, or `NotAuthenticated` saying what is wrong.
+
+    With a `cache`, a key verified within the cache's TTL is not looked up again.
+    """
     if not raw_key:
         raise NotAuthenticated("missing API key: send 'Authorization: Bearer <apiKey>'")
     parts = raw_key.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX or not _VISIBLE_PREFIX.fullmatch(parts[1]):
         raise NotAuthenticated("unknown API key")
     now = datetime.now(UTC)
-    async with db.transaction() as connection:
-        repository = TenantRepository(connection)
-        row = await repository.key_by_prefix(parts[1])
-        principal = _usable_key(row, raw_key, now)
-        if row is not None and _stale(row["last_used_at"], now):
-            await repository.touch_key(row["id"], now)
+    key_hash = hash_key(raw_key)
+    cached = cache.get(key_hash, now) if cache is not None else None
+    if cached is not None:
+        return cached
+    async with db.reading() as connection:
+        row = await TenantRepository(connection).key_by_prefix(parts[1])
+    principal = _usable_key(row, key_hash, now)
+    assert row is not None
+    if _stale(row["last_used_at"], now):
+        async with db.transaction() as connection:
+            await TenantRepository(connection).touch_key(row["id"], now)
+    if cache is not None:
+        cache.put(key_hash, principal, row["expires_at"])
     return principal
 
 
-def _usable_key(row: RowMapping | None, raw_key: str, now: datetime) -> KeyPrincipal:
-    if row is None or not hmac.compare_digest(row["key_hash"], hash_key(raw_key)):
+def _usable_key(row: RowMapping | None, key_hash: str, now: datetime) -> KeyPrincipal:
+    if row is None or not hmac.compare_digest(row["key_hash"], key_hash):
         raise NotAuthenticated("unknown API key")
     state = key_state(row, now)
     if state == "revoked":
@@ -274,8 +325,14 @@ def ensure_scope(principal: KeyPrincipal, scope: str) -> None:
         )
 
 
-async def revoke_key(db: Database, key_id: str, *, tenant_id: str | None = None) -> KeyInfo:
-    """Revoke an active key (only the tenant's own, when `tenant_id` is given)."""
+async def revoke_key(
+    db: Database, key_id: str, *, tenant_id: str | None = None, cache: KeyCache | None = None
+) -> KeyInfo:
+    """Revoke an active key (only the tenant's own, when `tenant_id` is given).
+
+    It stops working at once in the process holding `cache`, and within `KEY_CACHE_SECONDS`
+    in every other.
+    """
     now = datetime.now(UTC)
     async with db.transaction() as connection:
         repository = TenantRepository(connection)
@@ -283,4 +340,6 @@ async def revoke_key(db: Database, key_id: str, *, tenant_id: str | None = None)
             raise NotFound(f"no active API key {key_id!r}")
         row = await repository.key_by_id(key_id)
     assert row is not None
+    if cache is not None:
+        cache.forget(key_id)
     return _info(row, now)

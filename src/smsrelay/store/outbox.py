@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain import pricing
@@ -30,19 +30,29 @@ class OutboxFilter:
     limit: int = 50
 
 
+# INSERT … ON CONFLICT DO NOTHING, spelled by each backend's dialect.
+_INSERT_BY_DIALECT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
 class OutboxRepository:
     """Reads and writes outbox rows inside the caller's transaction."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
-    async def add(self, row: Mapping[str, Any]) -> None:
-        await self.connection.execute(insert(messages).values(**row))
+    async def add(self, row: Mapping[str, Any]) -> RowMapping:
+        """Insert a message and its tags; the row as stored, every default filled in."""
+        statement = insert(messages).values(**row).returning(*messages.c)
+        stored = (await self.connection.execute(statement)).mappings().one()
         tags = [
             {"message_id": row["id"], "tag": t, "tenant_id": row["tenant_id"]} for t in row["tags"]
         ]
         if tags:
             await self.connection.execute(insert(message_tags), tags)
+        return stored
 
     async def get_row(self, message_id: str, tenant_id: str | None = None) -> RowMapping | None:
         query = select(messages).where(messages.c.id == message_id)
@@ -114,22 +124,15 @@ class OutboxRepository:
         return await self._insert_once(values)
 
     async def _insert_once(self, values: dict[str, Any]) -> bool:
-        exists = await self.connection.scalar(
-            select(func.count())
-            .select_from(message_events)
-            .where(
-                message_events.c.message_id == values["message_id"],
-                message_events.c.dedupe_key == values["dedupe_key"],
-            )
+        """One statement: insert unless (message, dedupe key) is stored; True when inserted."""
+        insert_for = _INSERT_BY_DIALECT[self.connection.dialect.name]
+        statement = (
+            insert_for(message_events)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["message_id", "dedupe_key"])
+            .returning(message_events.c.id)
         )
-        if exists:
-            return False
-        try:
-            async with self.connection.begin_nested():
-                await self.connection.execute(insert(message_events).values(**values))
-        except IntegrityError:
-            return False
-        return True
+        return (await self.connection.execute(statement)).first() is not None
 
     async def events(self, message_id: str) -> list[MessageEvent]:
         result = await self.connection.execute(

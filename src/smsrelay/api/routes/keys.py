@@ -89,5 +89,7 @@ async def create_api_key(
 @router.delete("/{key_id}", response_model=KeyOut, responses=ERRORS)
 async def revoke_api_key(key_id: str, container: ContainerDep, principal: PrincipalDep) -> KeyOut:
     """Revoke one of the tenant's active keys; it stops working at once."""
-    info = await revoke_key(container.db, key_id, tenant_id=principal.tenant_id)
+    info = await revoke_key(
+        container.db, key_id, tenant_id=principal.tenant_id, cache=container.key_cache
+    )
     return key_out(info)

@@ -50,4 +50,4 @@ async def _optional_tenant(request: Request, container: ContainerDep) -> str | N
     scheme, key = get_authorization_scheme_param(request.headers.get("authorization"))
     if not key or scheme.lower() != "bearer":
         return None
-    return (await authenticate(container.db, key)).tenant_id
+    return (await authenticate(container.db, key, container.key_cache)).tenant_id

@@ -1,0 +1,139 @@
+"""Accepted sends recorded in batches: one transaction for all that arrive while one is written.
+
+Each acceptance is still a compare-and-set on the worker's own lease (`status = sending AND
+lease_owner = worker`), written with its `provider_accepted` event in the same transaction; an
+acceptance whose lease was lost goes through the dispatcher's late-acceptance rule inside that
+transaction too. Only the number of transactions changes: under load one per batch instead of
+one per message, which is most of a dispatcher's database time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, case, insert, literal, null, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smsrelay.domain.status import Status
+from smsrelay.services.delivery import error_columns
+from smsrelay.store.database import Database
+from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.tables import message_events, messages, unmatched_callbacks
+
+# What to do with an acceptance whose lease this worker no longer holds (see the dispatcher).
+LateAcceptance = Callable[[OutboxRepository, str, str | None, datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    message_id: str
+    provider_message_id: str | None
+    event_data: dict[str, Any]
+
+
+@dataclass
+class AcceptanceWriter:
+    """Writes acceptances for one worker; `record` returns once its batch is committed."""
+
+    db: Database
+    worker: str
+    clock: Callable[[], datetime]
+    on_late: LateAcceptance
+    max_batch: int = 200
+    _waiting: list[tuple[Acceptance, asyncio.Future[bool]]] = field(default_factory=list)
+    _writing: asyncio.Task[None] | None = None
+
+    async def record(self, acceptance: Acceptance) -> bool:
+        """Store one acceptance; True when a callback for its id arrived first (parked)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((acceptance, future))
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_all())
+        return await future
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = (
+                self._waiting[: self.max_batch],
+                self._waiting[self.max_batch :],
+            )
+            try:
+                parked = await self._write([item for item, _ in batch])
+            except Exception as exc:  # every sender in the batch sees its write fail
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for item, future in batch:
+                if not future.done():
+                    future.set_result(item.provider_message_id in parked)
+
+    async def _write(self, batch: list[Acceptance]) -> set[str | None]:
+        now = self.clock()
+        async with self.db.transaction() as connection:
+            await connection.execute(insert(message_events), [_event(a, now) for a in batch])
+            moved = await _mark_sent(connection, self.worker, batch, now)
+            outbox = OutboxRepository(connection)
+            for item in batch:
+                if item.message_id not in moved:
+                    await self.on_late(outbox, item.message_id, item.provider_message_id, now)
+            return await _parked_among(connection, [a.provider_message_id for a in batch])
+
+
+def _event(acceptance: Acceptance, now: datetime) -> dict[str, Any]:
+    return {
+        "message_id": acceptance.message_id,
+        "created_at": now,
+        "kind": "provider_accepted",
+        "from_status": Status.SENDING.value,
+        "to_status": Status.SENT.value,
+        "data": acceptance.event_data,
+        "dedupe_key": None,
+    }
+
+
+async def _mark_sent(
+    connection: AsyncConnection, worker: str, batch: list[Acceptance], now: datetime
+) -> set[str]:
+    """`sent` for the batch's messages still `sending` on this worker's lease; their ids."""
+    sids = {a.message_id: _text(a.provider_message_id) for a in batch}
+    statement = (
+        update(messages)
+        .where(
+            messages.c.id.in_(list(sids)),
+            messages.c.status == Status.SENDING.value,
+            messages.c.lease_owner == worker,
+        )
+        .values(
+            status=Status.SENT.value,
+            provider_message_id=case(sids, value=messages.c.id),
+            sent_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+            needs_reconcile=0,
+            **error_columns(None),
+        )
+        .returning(messages.c.id)
+    )
+    return set((await connection.execute(statement)).scalars())
+
+
+def _text(value: str | None) -> Any:
+    """A typed bind (asyncpg needs the type of each CASE branch), or NULL."""
+    return null() if value is None else literal(value, String)
+
+
+async def _parked_among(connection: AsyncConnection, sids: list[str | None]) -> set[str | None]:
+    """The ids among `sids` that a status callback reached before the send was recorded."""
+    known = [sid for sid in sids if sid]
+    if not known:
+        return set()
+    query = select(unmatched_callbacks.c.provider_message_id).where(
+        unmatched_callbacks.c.provider_message_id.in_(known)
+    )
+    return set((await connection.execute(query)).scalars())

@@ -1,0 +1,105 @@
+"""Batched acceptances keep every per-message rule: own lease, late acceptance, parked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smsrelay.dispatch.acceptances import Acceptance, AcceptanceWriter
+from smsrelay.dispatch.dispatcher import DispatchConfig
+from smsrelay.domain.status import Status
+from smsrelay.providers.base import Outcome, SendResult
+from smsrelay.services.delivery import StatusUpdate, apply_status_update
+from smsrelay.store.claims import claim_due
+from smsrelay.store.database import Database
+from smsrelay.store.outbox import OutboxRepository
+from tests.integration.world import Clock, World
+
+
+@pytest.fixture
+async def world(db: Database) -> World:
+    return await World.create(db, Clock(), config=DispatchConfig(lease_seconds=30))
+
+
+class CountingDatabase:
+    """The database, counting the transactions opened through it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        self.transactions += 1
+        async with self.db.transaction() as connection:
+            yield connection
+
+
+async def test_concurrent_acceptances_keep_each_messages_rules(world: World) -> None:
+    first, taken_over, raced = [await world.submit(body=f"Hi {i}") for i in range(3)]
+    worker = world.dispatcher("w1")
+    async with world.db.transaction() as connection:
+        rows = await claim_due(connection, "w1", world.clock.now, timedelta(seconds=30), 5)
+        # Another worker took this one over while w1's request was on its way.
+        await OutboxRepository(connection).update(taken_over, lease_owner="w2")
+    early = StatusUpdate("SMraced", Status.DELIVERED, "delivered", "k1", world.clock.now)
+    assert await apply_status_update(world.db, early) == "unmatched"
+    sids = {first: "SMfirst", taken_over: "SMtaken", raced: "SMraced"}
+
+    await asyncio.gather(
+        *(
+            worker.record_result(
+                row, SendResult(Outcome.ACCEPTED, provider_message_id=sids[row["id"]])
+            )
+            for row in rows
+        )
+    )
+
+    assert (await world.row(first))["status"] == "sent"
+    other = await world.row(taken_over)
+    assert (other["status"], other["lease_owner"]) == ("sending", "w2")
+    assert other["provider_message_id"] == "SMtaken"  # kept for the new owner's reconciliation
+    assert (await world.row(raced))["status"] == "delivered"
+    for outbox_id in sids:
+        assert "provider_accepted" in await world.kinds(outbox_id)
+
+
+async def test_acceptances_arriving_together_share_a_transaction(world: World) -> None:
+    ids = [await world.submit(body=f"Hi {i}") for i in range(5)]
+    async with world.db.transaction() as connection:
+        await claim_due(connection, "w1", world.clock.now, timedelta(seconds=30), 5)
+    counting = CountingDatabase(world.db)
+    writer = AcceptanceWriter(counting, "w1", world.clock, _never_late)  # type: ignore[arg-type]
+
+    parked = await asyncio.gather(
+        *(writer.record(Acceptance(outbox_id, f"SM{i}", {})) for i, outbox_id in enumerate(ids))
+    )
+
+    assert parked == [False] * 5 and counting.transactions == 1
+    assert {(await world.row(i))["status"] for i in ids} == {"sent"}
+
+
+async def test_a_failed_batch_fails_every_sender_in_it(world: World) -> None:
+    broken = AcceptanceWriter(_Broken(), "w1", world.clock, _never_late)  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(broken.record(Acceptance(f"sms_{i}", f"SM{i}", {})) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, ConnectionError) for result in results)
+    # The message stays `sending` on its lease: the reconciler asks the provider later.
+
+
+class _Broken:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        raise ConnectionError("database unreachable")
+        yield  # pragma: no cover
+
+
+async def _never_late(*_: object) -> None:
+    raise AssertionError("no acceptance here lost its lease")
