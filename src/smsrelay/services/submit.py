@@ -121,14 +121,17 @@ async def add_message(
     row.update(consent.verdict_columns(verdict))
     outbox = OutboxRepository(connection)
     stored = await outbox.add(row)
-    await balances.debit_messages(connection, [row], now)  # 402 rolls the insert back
     await outbox.add_event(row["id"], "created", now, to_status=row["status"])
     extra = consent.verdict_event(verdict)
     if extra is not None:
         kind, data = extra
         await outbox.add_event(row["id"], kind, now, to_status=row["status"], data=data)
+    events = await outbox.events(row["id"])
+    # Last, so a metered tenant's balance row stays locked only until the commit; a 402 or a
+    # currency mismatch rolls the message back with it.
+    await balances.debit_messages(connection, [row], now)
     metrics.MESSAGES_SUBMITTED.labels(row["status"]).inc()
-    return to_entry(stored, await outbox.events(row["id"]))
+    return to_entry(stored, events)
 
 
 def build_row(
