@@ -168,7 +168,14 @@ class ProviderPool(Mapping[str, Provider]):
                 row = await ProviderConfigRepository(connection).get_by_id(config_id)
             cached = (now + self.ttl_seconds, row)
             self._by_id[config_id] = cached
+            self._retire_deleted(config_id, row)
         return cached[1]
+
+    def _retire_deleted(self, config_id: str, row: RowMapping | None) -> None:
+        """A deleted config's client is closed like a replaced one."""
+        built = self._built.pop(config_id, None) if row is None else None
+        if built is not None:
+            self._retired.append((self.clock() + self.linger_seconds, built[1]))
 
     def _provider(self, config: RowMapping) -> Provider:
         built = self._built.get(config["id"])
