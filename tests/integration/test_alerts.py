@@ -27,6 +27,7 @@ from smsrelay.services.alerts import (
     AlertNetwork,
     sign,
 )
+from smsrelay.services.consent import encode_cursor
 from smsrelay.services.secrets import generate_key
 from smsrelay.services.tenants import create_key, create_tenant
 from smsrelay.store.database import Database
@@ -255,8 +256,10 @@ async def test_balance_cursors_page_through_the_ledger(api: Api) -> None:
     params = {"limit": 2, "cursor": first["nextCursor"]}
     second = (await api.client.get("/api/balance", params=params, headers=api.auth())).json()
     assert [m["amount"] for m in second["movements"]] == ["1"] and second["nextCursor"] is None
-    bad = await api.client.get("/api/balance?cursor=nope", headers=api.auth())
-    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "cursor"
+    forged = encode_cursor(_now(), str(2**64))  # well formed, but no id is that large
+    for cursor in ("nope", forged, encode_cursor(_now(), "x")):
+        bad = await api.client.get("/api/balance", params={"cursor": cursor}, headers=api.auth())
+        assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "cursor"
     assert (await api.client.get("/api/balance?limit=0", headers=api.auth())).status_code == 422
 
 

@@ -277,10 +277,10 @@ def _cursor_id(cursor: str | None) -> int | None:
     decoded = decode_cursor(cursor)
     if decoded is None:
         return None
-    try:
-        return int(decoded[1])
-    except ValueError:
-        raise InvalidRequest("cursor", "is not a cursor this API gave out") from None
+    key = decoded[1]
+    if not key.isdigit() or int(key) >= 2**63:
+        raise InvalidRequest("cursor", "is not a cursor this API gave out")
+    return int(key)
 
 
 def _entry(
