@@ -73,14 +73,6 @@ class _Region:
     mobile: _Desc
     same_mobile_and_fixed: bool
 
-    def number_type(self, nsn: str) -> int:
-        """`_number_type_helper`'s answer in one match: the descriptions as ordered alternatives."""
-        combined = _combined(self, len(nsn))
-        match = None if combined is None else combined.fullmatch(nsn)
-        if match is None or match.lastgroup is None:
-            return PhoneNumberType.UNKNOWN
-        return int(match.lastgroup[1:])
-
 
 def _alternatives(region: _Region, length: int) -> list[tuple[int, str]]:
     """(type, pattern) in phonenumbers' order, leaving out descriptions of other lengths."""
@@ -153,33 +145,61 @@ def _regions(country_code: int) -> tuple[_Region, ...] | None:
     return found if len(found) == len(codes) else None
 
 
+# A region to try for a national number of some length: its leading digits (None: any), the
+# combined pattern (None: no description has that length), its code, the accepted group names.
+_Candidate = tuple[re.Pattern[str] | None, re.Pattern[str] | None, str, frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Country:
+    """A calling code's regions, precompiled: what `fast_accept` needs per national length."""
+
+    code: int
+    regions: tuple[_Region, ...]
+    by_length: dict[int, tuple[_Candidate, ...]]
+
+    def candidates(self, length: int) -> tuple[_Candidate, ...]:
+        found = self.by_length.get(length)
+        if found is None:
+            found = self.by_length[length] = tuple(self._candidate(r, length) for r in self.regions)
+        return found
+
+    def _candidate(self, region: _Region, length: int) -> _Candidate:
+        kinds = _ACCEPTED | ({PhoneNumberType.TOLL_FREE} if self.code == _NANP else set())
+        accepted = frozenset(f"t{kind}" for kind in kinds)
+        leading = region.leading_digits if len(self.regions) > 1 else None
+        return leading, _combined(region, length), region.code, accepted
+
+
 @cache
-def _calling_codes() -> dict[str, int]:
-    return {str(code): code for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+def _country(prefix: str) -> _Country | None:
+    """The calling code `prefix` names, if it is one this path handles (geographic, known)."""
+    code = int(prefix)
+    if prefix[0] == "0" or code not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        return None
+    regions = _regions(code)
+    return None if regions is None else _Country(code, regions, {})
 
 
-def _split(digits: str) -> tuple[int, str] | None:
-    """The country calling code (the shortest known prefix, as `parse` finds it) and the rest."""
-    codes = _calling_codes()
+def _split(digits: str) -> tuple[_Country | None, str] | None:
+    """The calling code (the shortest known prefix, as `parse` finds it) and the rest."""
     for size in (1, 2, 3):
-        code = codes.get(digits[:size])
-        if code is not None:
-            return code, digits[size:]
+        prefix = digits[:size]
+        if int(prefix) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return _country(prefix), digits[size:]
     return None
 
 
-def _home(regions: tuple[_Region, ...], nsn: str) -> tuple[_Region, int] | None:
-    """The region a national number belongs to and its type (`region_code_for_number`)."""
-    if len(regions) == 1:
-        return regions[0], regions[0].number_type(nsn)
-    for region in regions:
-        if region.leading_digits is not None:
-            if region.leading_digits.match(nsn):
-                return region, region.number_type(nsn)
+def _home(country: _Country, nsn: str) -> str | None:
+    """The region `region_code_for_number` picks, if the number's type there is accepted."""
+    for leading, pattern, code, accepted in country.candidates(len(nsn)):
+        if leading is not None and not leading.match(nsn):
             continue
-        kind = region.number_type(nsn)
-        if kind != PhoneNumberType.UNKNOWN:
-            return region, kind
+        match = None if pattern is None else pattern.fullmatch(nsn)
+        kind = None if match is None else match.lastgroup
+        if kind is None and leading is None:
+            continue  # not this region's number: the next one is asked
+        return code if kind in accepted else None
     return None
 
 
@@ -198,23 +218,14 @@ def fast_accept(raw: str) -> tuple[str, str] | None:
         digits = match.group(1)
     if not 7 <= len(digits) <= 17 or digits[0] == "0" or digits.startswith(_TEST_PREFIX):
         return None  # too short or long to parse the same way, or a Twilio test number
-    split = _split(digits)
-    if split is None:
+    country, nsn = _split(digits) or (None, "")
+    if country is None or not nsn or nsn[0] == "0":
         return None
-    country_code, nsn = split
-    regions = _regions(country_code)
-    if regions is None or not nsn or nsn[0] == "0":
-        return None
-    prefix = regions[0].national_prefix
+    prefix = country.regions[0].national_prefix
     if prefix is not None and prefix.match(nsn):
         return None
-    home = _home(regions, nsn)
-    if home is None:
-        return None
-    region, kind = home
-    if kind not in _ACCEPTED and not (kind == PhoneNumberType.TOLL_FREE and country_code == _NANP):
-        return None
-    return "+" + digits, region.code
+    region = _home(country, nsn)
+    return None if region is None else ("+" + digits, region)
 
 
 class Check(NamedTuple):

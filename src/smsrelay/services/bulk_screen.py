@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from smsrelay.domain import phones, senders
-from smsrelay.domain.phone_batch import NumberChecker
+from smsrelay.domain.phone_batch import NumberChecker, fast_accept
 from smsrelay.domain.templates import Template
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.services.submit import NewMessage, SubmitPolicy, plan_for_number
@@ -93,10 +93,14 @@ def screen_recipients(screen: Screen, recipients: Iterable[Recipient]) -> Screen
     by_text: dict[str, tuple[str, str] | None] = {}
     plain = screen.template.is_plain
     for index, (to, own) in enumerate(recipients):
-        e164, region, reason, code = check(to)
-        if e164 is None:
-            rejected.append(Rejection(index, to, code or "invalid_number", reason or ""))
-            continue
+        found = fast_accept(to)  # the common case, without the checker's bookkeeping
+        if found is None:
+            e164, region, reason, code = check(to)
+            if e164 is None:
+                rejected.append(Rejection(index, to, code or "invalid_number", reason or ""))
+                continue
+        else:
+            e164, region = found
         first = seen.setdefault(e164, index)
         if first != index:
             result.duplicates += 1
