@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from smsrelay.cli_balance import balance_app
+from smsrelay.cli_bulk import bulk_app
 from smsrelay.cli_consent import consents_app
 from smsrelay.cli_keys import keys_app
 from smsrelay.cli_preview import preview
@@ -29,6 +30,7 @@ app.add_typer(tenants_app, name="tenants")
 app.command()(preview)
 app.add_typer(consents_app, name="consents")
 app.add_typer(keys_app, name="keys")
+app.add_typer(bulk_app, name="bulk")
 app.add_typer(balance_app, name="balance")
 secrets_app = typer.Typer(help="Keys for secrets stored encrypted.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
@@ -106,6 +108,7 @@ def worker() -> None:
     async def main() -> None:
         await container.start(dispatch=False, alerts=True)  # the dispatcher runs below
         assert container.dispatcher is not None
+        container.run_bulk_expander()  # accepted bulks are written out by any live process
         loop = asyncio.get_running_loop()
         dispatcher = container.dispatcher
         for sig in (signal.SIGINT, signal.SIGTERM):

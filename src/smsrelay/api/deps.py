@@ -65,5 +65,15 @@ async def require_json(request: Request) -> None:
 JsonBody = Depends(require_json)
 
 
+def require_any_scope(*scopes: str) -> Any:
+    """A route dependency answering 403 unless the caller's key holds one of `scopes`."""
+
+    async def check_scopes(principal: KeyPrincipalDep) -> None:
+        if not any(scope in principal.scopes for scope in scopes):
+            ensure_scope(principal, scopes[0])
+
+    return Depends(check_scopes)
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
