@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from smsrelay.config import Settings
 from smsrelay.dispatch.alerts import AlertLoop
+from smsrelay.dispatch.bulk_expander import BulkExpander, ExpanderConfig
 from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain import routing
@@ -18,6 +19,8 @@ from smsrelay.services.alert_delivery import AlertDelivery, smtp_target
 from smsrelay.services.alerts import AlertNetwork
 from smsrelay.services.provider_configs import ProviderConfigs
 from smsrelay.services.provider_pool import ProviderPool
+from smsrelay.services.balances import debit_messages
+from smsrelay.services.prices import tenant_policy
 from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.secrets import SecretBox
 from smsrelay.services.submit import SubmitPolicy
@@ -39,6 +42,7 @@ class Container:
     setup: ProviderSetup | None = None
     routed_setups: dict[str, ProviderSetup] = field(default_factory=dict)
     dispatcher: Dispatcher | None = None
+    bulk_expander: BulkExpander | None = None
     test_sms_limiter: RateLimiter | None = None
     api_key_limiter: RateLimiter | None = None
     key_cache: KeyCache = field(default_factory=KeyCache)
@@ -84,6 +88,9 @@ class Container:
         self.dispatcher = build_dispatcher(self)
         if dispatch:
             self._tasks.append(asyncio.create_task(self.dispatcher.run()))
+        self.bulk_expander = build_bulk_expander(self)
+        if dispatch:
+            self.run_bulk_expander()
         self.alert_loop = build_alert_loop(self)
         if dispatch if alerts is None else alerts:
             self._tasks.append(asyncio.create_task(self.alert_loop.run()))
@@ -98,7 +105,14 @@ class Container:
                 await setup.close()
             raise
 
+    def run_bulk_expander(self) -> None:
+        """Expand accepted bulks into outbox rows in the background (serve and worker)."""
+        assert self.bulk_expander is not None, "container not started"
+        self._tasks.append(asyncio.create_task(self.bulk_expander.run()))
+
     async def stop(self) -> None:
+        if self.bulk_expander is not None:
+            await self.bulk_expander.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.alert_loop is not None:
@@ -203,3 +217,24 @@ def build_alert_loop(container: Container) -> AlertLoop:
         max_attempts=settings.alert_max_attempts,
     )
     return AlertLoop(container.db, delivery, poll_seconds=settings.alert_poll_seconds)
+
+
+def build_bulk_expander(container: Container) -> BulkExpander:
+    settings = container.settings
+    config = ExpanderConfig(
+        chunk_size=settings.bulk_chunk_size,
+        lease_seconds=settings.lease_seconds,
+        poll_seconds=max(settings.dispatch_poll_seconds, 0.5),
+    )
+
+    async def policy_for(tenant_id: str) -> SubmitPolicy:
+        return await tenant_policy(container.db, container.submit_policy, tenant_id)
+
+    dispatcher = container.dispatcher
+    return BulkExpander(
+        container.db,
+        policy_for,
+        config=config,
+        debit=debit_messages,
+        on_written=dispatcher.wake if dispatcher is not None else None,
+    )

@@ -14,8 +14,10 @@ from smsrelay.api.errors import install_error_handlers
 from smsrelay.api.guards import RefuseNul
 from smsrelay.api.routes import (
     balance,
+    bulk,
     consent,
     keys,
+    lists,
     msg91,
     notifications,
     preview,
@@ -51,7 +53,19 @@ def create_app(container: Container, *, dispatch: bool = True, manage: bool = Tr
     app.state.container = container
     install_error_handlers(app)
     app.add_middleware(RefuseNul)
-    for module in (sms, preview, prices, consent, keys, webhooks, msg91, notifications, balance):
+    for module in (
+        sms,
+        preview,
+        prices,
+        consent,
+        keys,
+        webhooks,
+        msg91,
+        notifications,
+        balance,
+        bulk,
+        lists,
+    ):
         app.include_router(module.router)
     app.include_router(providers.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
