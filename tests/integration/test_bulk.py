@@ -246,3 +246,45 @@ async def test_scopes(api: Api) -> None:
         "/api/sms/bulk", json={"recipients": [OK], "message": "x"}, headers=api.auth(reader.api_key)
     )
     assert response.status_code == 403
+
+
+async def test_a_key_still_in_flight_is_409_and_creates_nothing(api: Api) -> None:
+    from datetime import timedelta
+
+    from smsrelay.api.bulk_schemas import BulkSendRequest
+    from smsrelay.services.idempotency import fingerprint
+    from smsrelay.store.tables import bulks, idempotency_keys
+
+    body = {"recipients": MOBILES[:2], "message": "busy"}
+    now = utcnow()
+    async with api.container.db.transaction() as connection:
+        await connection.execute(
+            idempotency_keys.insert().values(
+                tenant_id=api.tenant_id,
+                key="busy-1",
+                request_hash=fingerprint(
+                    BulkSendRequest.model_validate(body).model_dump(mode="json")
+                ),
+                state="in_flight",
+                created_at=now,
+                expires_at=now + timedelta(hours=24),
+            )
+        )
+    response = await bulk(api, "busy-1", **body)
+    assert response.status_code == 409, response.text
+    async with api.container.db.reading() as connection:
+        assert await connection.scalar(select(func.count()).select_from(bulks)) == 0
+
+
+async def test_each_chunk_is_debited_from_a_metered_balance(api: Api) -> None:
+    from decimal import Decimal
+
+    from smsrelay.services import balances
+
+    await balances.credit(api.container.db, api.tenant_id, "10", utcnow())
+    response = await bulk(api, recipients=MOBILES[:3], message="Paid for")
+    await expand_all(api)
+    rows = await outbox_rows(api, response.json()["bulkId"])
+    view = await balances.show(api.container.db, api.tenant_id)
+    spent = sum(Decimal(r["total_cost"]) for r in rows)
+    assert spent > 0 and Decimal(view.balance or "0") == Decimal("10") - spent
