@@ -462,3 +462,25 @@ list_members = Table(
 # The broadcast a message belongs to (None: sent on its own), for progress and cancel.
 messages.append_column(Column("bulk_id", ID))
 Index("ix_messages_bulk_status", messages.c.bulk_id, messages.c.status)
+
+# --- Sender pacing (migration 0009): tenants' throughput per sender, shared reservation state ---
+
+sender_throughput = Table(
+    "sender_throughput",
+    metadata,
+    Column("tenant_id", ID, ForeignKey("tenants.id"), primary_key=True),
+    Column("sender", String(64), primary_key=True),
+    Column("segments_per_second", Integer, nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
+
+# One row per (provider, sender) being paced when Redis is not configured (domain/reservations).
+sender_pacing = Table(
+    "sender_pacing",
+    metadata,
+    Column("bucket_key", String(200), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)
