@@ -288,3 +288,15 @@ async def test_each_chunk_is_debited_from_a_metered_balance(api: Api) -> None:
     view = await balances.show(api.container.db, api.tenant_id)
     spent = sum(Decimal(r["total_cost"]) for r in rows)
     assert spent > 0 and Decimal(view.balance or "0") == Decimal("10") - spent
+
+
+async def test_sender_rules_are_applied_per_recipient_country(api: Api) -> None:
+    response = await bulk(
+        api, recipients=[MOBILES[0], "+447911123456"], message="From the shop", senderId="MyShop"
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["acceptedCount"] == 1
+    (refused,) = body["rejected"]
+    assert refused["index"] == 0 and refused["reason"] == "sender_not_allowed"
+    assert "United States" in refused["message"]
