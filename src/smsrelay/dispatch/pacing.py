@@ -1,0 +1,275 @@
+"""Sender pacing for the dispatcher: which claimed messages may go now, when, and which wait.
+
+Each message is paced on its effective sender — its `senderId`, else its provider's default
+sender — keyed by (provider, sender). Its rate is the tenant's override for that sender, else
+the deployment's (`SMSRELAY_SENDER_THROUGHPUT`), else the kind table (`domain/throughput.py`)
+when the provider is a carrier; the built-in simulator is not paced unless a rate is set.
+Bookings go through a shared store (Redis, else the database), so the rate holds across all
+worker processes; see `domain/reservations.py` for the arithmetic and docs/pacing.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy.engine import RowMapping
+
+from smsrelay.dispatch.buckets import Buckets
+from smsrelay.domain import throughput
+from smsrelay.domain.reservations import Booking, Terms
+from smsrelay.domain.status import Status
+from smsrelay.logs import get_logger
+from smsrelay.store.database import Database
+from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.pacing import SenderThroughputRepository
+
+log = get_logger("smsrelay.pacing")
+
+# When the shared pacing state cannot be reached, the round's paced messages wait this long.
+UNAVAILABLE_RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSenders:
+    """What pacing needs to know of one provider: its default sender, and if it is a carrier."""
+
+    default_sender: str | None
+    paced_by_default: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PacingConfig:
+    """`guard_seconds` lengthens the window (a 1 s budget is spent over 1 s + guard), so a send
+    that starts up to the guard after its slot still keeps every 1 s window within the rate (a
+    later one is not sent: its slot is wasted, never reused). `horizon_seconds`: how far ahead
+    a worker books; messages due later are put back until their turn."""
+
+    providers: Mapping[str, ProviderSenders] = field(default_factory=dict)
+    overrides: Mapping[str, int] = field(default_factory=dict)
+    guard_seconds: float = 0.01
+    horizon_seconds: float = 1.0
+    tenant_cache_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Messages to send (each with its start time, None when not paced) and to put back."""
+
+    send: list[tuple[RowMapping, float | None]]
+    later: list[tuple[RowMapping, float, str]]
+
+
+class Pacer(Protocol):
+    async def plan(self, rows: Sequence[RowMapping]) -> Plan: ...
+
+    async def wait_turn(self, start: float | None) -> bool: ...
+
+    def on_time(self, start: float | None) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class NoPacing:
+    """Every message may go at once (tests that build a dispatcher without pacing)."""
+
+    async def plan(self, rows: Sequence[RowMapping]) -> Plan:
+        return Plan([(row, None) for row in rows], [])
+
+    async def wait_turn(self, start: float | None) -> bool:
+        return True
+
+    def on_time(self, start: float | None) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Paced:
+    key: str
+    terms: Terms
+
+
+class SenderPacer:
+    """Books claimed messages against their senders' shared budgets; see the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        buckets: Buckets,
+        config: PacingConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.db = db
+        self.buckets = buckets
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self._tenant_rates: dict[tuple[str, str], int] = {}
+        self._tenant_rates_until = 0.0
+
+    async def plan(self, rows: Sequence[RowMapping]) -> Plan:
+        """Book each paced sender's messages in claim order; unpaced ones go at once."""
+        if not rows:
+            return Plan([], [])
+        await self._refresh_tenant_rates()
+        groups: dict[_Paced, list[RowMapping]] = defaultdict(list)
+        starts: dict[str, float | None] = {}
+        later: list[tuple[RowMapping, float, str]] = []
+        for row in rows:
+            paced = self._paced(row)
+            if paced is None:
+                starts[row["id"]] = None
+            else:
+                groups[paced].append(row)
+        for paced, members in groups.items():
+            await self._book(paced, members, starts, later)
+        send = [(row, starts[row["id"]]) for row in rows if row["id"] in starts]
+        return Plan(send, later)
+
+    async def wait_turn(self, start: float | None) -> bool:
+        """Sleep until `start`; False when woken too late to keep the window (do not send)."""
+        if start is None:
+            return True
+        delay = start - self.clock()
+        if delay > 0:
+            await self.sleep(delay)
+        return self.on_time(start)
+
+    def on_time(self, start: float | None) -> bool:
+        """True while a send booked for `start` may still begin: at most the guard late."""
+        return start is None or self.clock() - start <= self.config.guard_seconds
+
+    def rate_for(self, tenant_id: str, provider: str, sender: str) -> int | None:
+        """Segments per second for `sender` at `provider` for this tenant; None: not paced."""
+        own = self._tenant_rates.get((tenant_id, sender))
+        if own is not None:
+            return own
+        if sender in self.config.overrides:
+            return self.config.overrides[sender]
+        senders = self.config.providers.get(provider)
+        if senders is None or not senders.paced_by_default:
+            return None
+        return throughput.default_throughput(sender).segments_per_second
+
+    def effective_sender(self, row: RowMapping) -> str:
+        """The message's own sender, else its provider's default (empty when unknown)."""
+        if row["sender_id"]:
+            return str(row["sender_id"])
+        senders = self.config.providers.get(row["provider"])
+        return (senders.default_sender if senders else None) or ""
+
+    def _paced(self, row: RowMapping) -> _Paced | None:
+        sender = self.effective_sender(row)
+        rate = self.rate_for(row["tenant_id"], row["provider"], sender)
+        if rate is None:
+            return None
+        terms = Terms(rate, 1.0 + self.config.guard_seconds, self.config.horizon_seconds)
+        return _Paced(f"{row['provider']}|{sender}", terms)
+
+    async def _book(
+        self,
+        paced: _Paced,
+        rows: list[RowMapping],
+        starts: dict[str, float | None],
+        later: list[tuple[RowMapping, float, str]],
+    ) -> None:
+        now = self.clock()
+        costs = [max(1, int(row["segments"])) for row in rows]
+        try:
+            bookings = await self.buckets.book(paced.key, now, costs, paced.terms)
+        except Exception as exc:  # Redis or the database away: hold the sender, never overrun
+            log.error("pacing.unavailable", error=type(exc).__name__)
+            retry = now + UNAVAILABLE_RETRY_SECONDS
+            later.extend((row, retry, "pacing state unavailable") for row in rows)
+            return
+        for row, booking in zip(rows, bookings, strict=True):
+            self._place(row, booking, now, starts, later)
+
+    def _place(
+        self,
+        row: RowMapping,
+        booking: Booking,
+        now: float,
+        starts: dict[str, float | None],
+        later: list[tuple[RowMapping, float, str]],
+    ) -> None:
+        if booking.start is not None:
+            starts[row["id"]] = booking.start
+            return
+        assert booking.retry_at is not None
+        # Claimed again a little before its projected turn, so the booking is then near.
+        retry = max(now, booking.retry_at - self.config.horizon_seconds / 2)
+        later.append((row, retry, "sender throughput"))
+
+    async def _refresh_tenant_rates(self) -> None:
+        if self.clock() < self._tenant_rates_until:
+            return
+        async with self.db.reading() as connection:
+            rows = await SenderThroughputRepository(connection).all()
+        self._tenant_rates = {
+            (row["tenant_id"], row["sender"]): int(row["segments_per_second"]) for row in rows
+        }
+        self._tenant_rates_until = self.clock() + self.config.tenant_cache_seconds
+
+    async def close(self) -> None:
+        await self.buckets.close()
+
+
+async def put_back(
+    db: Database, later: Sequence[tuple[RowMapping, float, str]], worker: str, now: datetime
+) -> None:
+    """Return messages that cannot go soon to `pending`, due again at their turn (not an
+    attempt: the claim's attempt count is given back)."""
+    if not later:
+        return
+    async with db.transaction() as connection:
+        outbox = OutboxRepository(connection)
+        for row, retry, reason in later:
+            retry_at = datetime.fromtimestamp(retry, UTC)
+            moved = await outbox.update_if_owned(
+                row["id"],
+                worker,
+                status=Status.PENDING.value,
+                next_attempt_at=max(now, retry_at),
+                attempt_count=row["attempt_count"] - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            if moved:
+                await outbox.add_event(
+                    row["id"],
+                    "pacing_deferred",
+                    now,
+                    from_status=Status.SENDING.value,
+                    to_status=Status.PENDING.value,
+                    data={"reason": reason, "retryAt": retry_at.isoformat()},
+                )
+
+
+def horizon_for(lease_seconds: float, wanted: float) -> float:
+    """How far ahead a worker may book: never past a quarter lease, so every booked send
+    starts well inside the first half of its lease (the dispatcher's rule)."""
+    return max(0.0, min(wanted, lease_seconds / 4))
+
+
+__all__ = [
+    "NoPacing",
+    "Pacer",
+    "PacingConfig",
+    "Plan",
+    "ProviderSenders",
+    "SenderPacer",
+    "horizon_for",
+    "put_back",
+]
