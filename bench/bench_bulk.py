@@ -226,6 +226,7 @@ def fresh_database(args: argparse.Namespace, workdir: Path, name: str) -> tuple[
     if not args.database_url:
         return f"sqlite:///{workdir / name}.db", None
     sys.path.insert(0, str(REPO))
+    os.environ["SMSRELAY_TEST_DATABASE_URL"] = args.database_url  # the server to create it on
     from tests.conftest import throwaway_postgres
 
     context = throwaway_postgres(f"bench_{name}")

@@ -15,10 +15,10 @@ from smsrelay.store.tables import bulk_recipients, bulks, message_events, messag
 
 # Rows per INSERT batch: well under SQLite's 32,766 bound parameters per statement.
 WRITE_BATCH = 5000
-OPEN = ("accepting", "expanding")
-Recipient = tuple[
-    int, str, str | None, str | None
-]  # seq, phone, region, variables JSON  # bulks whose recipients are not all outbox rows yet
+OPEN = ("accepting", "expanding")  # bulks whose recipients are not all outbox rows yet
+# One accepted recipient: seq, phone (E.164), region, the template's variables as JSON.
+Recipient = tuple[int, str, str | None, str | None]
+RECIPIENT_COLUMNS = ("bulk_id", "seq", "phone", "region", "variables")
 
 
 class BulkRepository:
@@ -34,14 +34,26 @@ class BulkRepository:
         SQLAlchemy's per-row parameter processing takes for 100,000 rows.
         """
         await self.connection.execute(insert(bulks).values(**row))
+        if self.connection.dialect.name == "postgresql":
+            await self._copy(row["id"], recipients)
+            return
         marks = ", ".join(_placeholders(self.connection.dialect.paramstyle, 5))
-        columns = "bulk_id, seq, phone, region, variables"
+        columns = ", ".join(RECIPIENT_COLUMNS)
         # Constant names and the driver's markers only; every value is bound.
         statement = f"INSERT INTO {bulk_recipients.name} ({columns}) VALUES ({marks})"  # noqa: S608
         bulk_id = row["id"]
         for start in range(0, len(recipients), WRITE_BATCH * 4):
             batch = [(bulk_id, *r) for r in recipients[start : start + WRITE_BATCH * 4]]
             await self.connection.exec_driver_sql(statement, batch)
+
+    async def _copy(self, bulk_id: str, recipients: Sequence[Recipient]) -> None:
+        """PostgreSQL's COPY on the transaction's own connection: 100,000 rows in one stream."""
+        raw = await self.connection.get_raw_connection()
+        driver: Any = raw.driver_connection  # asyncpg's connection
+        records = [(bulk_id, *recipient) for recipient in recipients]
+        await driver.copy_records_to_table(
+            bulk_recipients.name, records=records, columns=list(RECIPIENT_COLUMNS)
+        )
 
     async def get(self, bulk_id: str, tenant_id: str) -> RowMapping | None:
         query = select(bulks).where(bulks.c.id == bulk_id, bulks.c.tenant_id == tenant_id)
