@@ -138,6 +138,8 @@ async def _seed(api: Api) -> None:
     sent = await api.send(to=PHONE, message=BODY, tags=["isolation"])
     assert sent.status_code == 202, sent.text
     await create_key(api.container.db, api.tenant_id, name="second", scopes=frozenset({"read"}))
+    listed = await api.client.post("/api/lists", json={"name": "isolation"}, headers=api.auth())
+    assert listed.status_code == 201, listed.text
     api.container.provider_configs.box = SecretBox(generate_key())
     account = {"accountSid": "AC" + "4e" * 16, "authToken": "6a" * 16, "fromNumber": PHONE}
     saved = await api.client.put("/api/providers/twilio", json=account, headers=api.auth())
