@@ -28,11 +28,13 @@ class Template:
 
     text: str
     names: tuple[str, ...]
+    # The text split at its placeholders: literal, name, literal, name, …, literal.
+    parts: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> Template:
         names = dict.fromkeys(match.group(1) for match in _PLACEHOLDER.finditer(text))
-        return cls(text, tuple(names))
+        return cls(text, tuple(names), tuple(_PLACEHOLDER.split(text)))
 
     @property
     def is_plain(self) -> bool:
@@ -48,4 +50,6 @@ class Template:
         absent = self.missing(values)
         if absent:
             raise MissingVariables(absent)
-        return _PLACEHOLDER.sub(lambda match: values[match.group(1)], self.text)
+        parts = self.parts
+        pieces = [values[part] if index % 2 else part for index, part in enumerate(parts)]
+        return "".join(pieces)

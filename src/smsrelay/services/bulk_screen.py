@@ -35,6 +35,10 @@ REASONS: Final[dict[str, str]] = {
 Recipient = tuple[str, Mapping[str, str] | None]
 
 
+# One encoder for every recipient's values (json.dumps with options builds one per call).
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     index: int
@@ -64,6 +68,11 @@ class Screen:
     defaults: Mapping[str, str]
     sender_id: str | None
     smart_encoding: bool
+
+    @property
+    def cheap_text_checks(self) -> bool:
+        """Without smart encoding or a segment cap, size is the only rule a text can break."""
+        return not self.smart_encoding and self.policy.max_segments is None
 
     def new_message(self, text: str) -> NewMessage:
         return NewMessage(
@@ -155,11 +164,14 @@ def _variables(
             "variables or give a default in the top-level variables",
         )
     text = screen.template.render(values)
-    if text not in text_problems:
-        text_problems[text] = _text_problem(screen, text, raise_for_all=False)
-    problem = text_problems[text]
+    if screen.cheap_text_checks:
+        problem = _size_problem(screen.policy.max_characters, text)
+    else:
+        if text not in text_problems:
+            text_problems[text] = _text_problem(screen, text, raise_for_all=False)
+        problem = text_problems[text]
     used = {name: values[name] for name in screen.template.names}
-    return json.dumps(used, ensure_ascii=False, separators=(",", ":")), problem
+    return _to_json(used), problem
 
 
 def _text_problem(screen: Screen, text: str, *, raise_for_all: bool) -> tuple[str, str] | None:
@@ -170,13 +182,23 @@ def _text_problem(screen: Screen, text: str, *, raise_for_all: bool) -> tuple[st
     elif screen.smart_encoding or policy.max_segments is not None or raise_for_all:
         problem = _planned_problem(screen, text, raise_for_all)
     else:
-        length = len(text.encode("utf-16-le")) // 2
-        limit = policy.max_characters
-        fits = length <= limit
-        problem = None if fits else ("too_long", f"is {length} characters; the limit is {limit}")
+        problem = _size_problem(policy.max_characters, text)
     if problem is not None and raise_for_all:
         raise InvalidRequest("message", problem[1])
     return problem
+
+
+def _size_problem(limit: int, text: str) -> tuple[str, str] | None:
+    """Empty or over `limit` UTF-16 code units: the checks a plan makes without smart encoding
+    or a segment cap."""
+    if len(text) <= limit // 2 and text.strip():
+        return None  # at most 2 code units a character: surely within the limit
+    if not text.strip():
+        return ("empty_message", "the rendered message is empty")
+    length = len(text.encode("utf-16-le")) // 2
+    return (
+        None if length <= limit else ("too_long", f"is {length} characters; the limit is {limit}")
+    )
 
 
 def _planned_problem(screen: Screen, text: str, raise_for_all: bool) -> tuple[str, str] | None:
