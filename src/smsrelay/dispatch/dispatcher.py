@@ -142,6 +142,7 @@ class Dispatcher:
             await _record_claims(connection, fresh, now, self.name)
         for row in stale:
             self._start(self._reconcile(row))
+        await self.providers.prepare(fresh)  # tenants' own accounts, so sends wait on no query
         for row in await self._consent_cleared(fresh):
             self._start(self._send(row))
         await self._maybe_check_statuses()

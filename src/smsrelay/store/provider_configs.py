@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,13 @@ class ProviderConfigRepository:
         query = select(configs).where(configs.c.tenant_id == tenant_id).order_by(configs.c.provider)
         if verified_only:
             query = query.where(configs.c.verified_at.is_not(None))
+        return list((await self.connection.execute(query)).mappings().all())
+
+    async def verified_of(self, tenant_ids: Collection[str]) -> list[RowMapping]:
+        """The verified configs of several tenants at once."""
+        query = select(configs).where(
+            configs.c.tenant_id.in_(tenant_ids), configs.c.verified_at.is_not(None)
+        )
         return list((await self.connection.execute(query)).mappings().all())
 
     async def by_account(self, provider: str, account_id: str) -> list[RowMapping]:
