@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 from smsrelay.config import Settings
 from smsrelay.dispatch.alerts import AlertLoop
+from smsrelay.dispatch.buckets import Buckets, RedisBuckets
 from smsrelay.dispatch.bulk_expander import BulkExpander, ExpanderConfig
 from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
+from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer, horizon_for
 from smsrelay.dispatch.retry import RetryPolicy
-from smsrelay.domain import routing
+from smsrelay.domain import routing, throughput
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Provider, ProviderConfigError
 from smsrelay.providers.registry import ProviderSetup, build_provider, configured_providers
@@ -26,6 +28,7 @@ from smsrelay.services.secrets import SecretBox
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.services.tenants import KeyCache
 from smsrelay.store.database import Database
+from smsrelay.store.pacing import DatabaseBuckets
 
 log = get_logger("smsrelay.bootstrap")
 
@@ -66,6 +69,10 @@ class Container:
     @property
     def webhook_auth_tokens(self) -> list[str]:
         return [token for setup in self._setups() for token in setup.webhook_auth_tokens]
+
+    def setups_by_name(self) -> dict[str, ProviderSetup]:
+        main = {} if self.setup is None else {self.provider_name: self.setup}
+        return main | self.routed_setups
 
     def _setups(self) -> list[ProviderSetup]:
         main = [] if self.setup is None else [self.setup]
@@ -115,6 +122,7 @@ class Container:
             await self.bulk_expander.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
+            await self.dispatcher.pacer.close()
         if self.alert_loop is not None:
             self.alert_loop.stop()
         for task in self._tasks:
@@ -202,7 +210,37 @@ def build_dispatcher(container: Container) -> Dispatcher:
         container.pool,
         config=config,
         policy=RetryPolicy(max_attempts=settings.max_attempts),
+        pacer=build_pacer(container),
     )
+
+
+def build_pacer(container: Container) -> SenderPacer:
+    """Sender pacing shared through Redis when configured, else through the database."""
+    settings = container.settings
+    buckets: Buckets = (
+        RedisBuckets(settings.redis_url) if settings.redis_url else DatabaseBuckets(container.db)
+    )
+    senders = {
+        name: ProviderSenders(_canonical(setup.default_sender), setup.paced_by_default)
+        for name, setup in container.setups_by_name().items()
+    }
+    config = PacingConfig(
+        providers=senders,
+        overrides=throughput.parse_overrides(settings.sender_throughput),
+        guard_seconds=settings.pacing_guard_seconds,
+        horizon_seconds=horizon_for(settings.lease_seconds, settings.pacing_horizon_seconds),
+    )
+    return SenderPacer(container.db, buckets, config)
+
+
+def _canonical(sender: str | None) -> str | None:
+    """A configured default sender as messages store senders (E.164), when it parses."""
+    if not sender:
+        return None
+    try:
+        return throughput.canonical_sender(sender)
+    except ValueError:
+        return sender.strip()
 
 
 def build_alert_loop(container: Container) -> AlertLoop:

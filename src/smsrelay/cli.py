@@ -18,6 +18,7 @@ from smsrelay.cli_consent import consents_app
 from smsrelay.cli_keys import keys_app
 from smsrelay.cli_preview import preview
 from smsrelay.cli_providers import providers_app, secrets_rotate
+from smsrelay.cli_senders import senders_app
 from smsrelay.config import Settings, SettingsError, load_settings
 from smsrelay.logs import configure_logging
 from smsrelay.providers.base import ProviderConfigError
@@ -30,6 +31,7 @@ app.add_typer(tenants_app, name="tenants")
 app.command()(preview)
 app.add_typer(consents_app, name="consents")
 app.add_typer(keys_app, name="keys")
+app.add_typer(senders_app, name="senders")
 app.add_typer(bulk_app, name="bulk")
 app.add_typer(balance_app, name="balance")
 secrets_app = typer.Typer(help="Keys for secrets stored encrypted.", no_args_is_help=True)

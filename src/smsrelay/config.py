@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     reconcile_after_seconds: float = Field(default=5.0, gt=0)
     status_check_after_seconds: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    # Sender pacing (docs/pacing.md): SENDER=SEGMENTS_PER_SECOND,... for any provider, the
+    # window guard (a 1 s budget spread over 1 s + guard) and how far ahead a worker books.
+    sender_throughput: str = ""
+    pacing_guard_seconds: float = Field(default=0.01, ge=0, le=0.5)
+    pacing_horizon_seconds: float = Field(default=1.0, gt=0, le=60)
     # Bulk sends (docs/bulk.md): recipients written to the outbox per expander transaction.
     bulk_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     # Balance alerts (docs/balances-and-alerts.md): delivery loop pace, tries, timeout, sender.
@@ -80,6 +85,14 @@ class Settings(BaseSettings):
     def _known_database(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("sender_throughput")
+    @classmethod
+    def _sender_rates(cls, value: str) -> str:
+        from smsrelay.domain.throughput import parse_overrides  # checks each entry
+
+        parse_overrides(value)
         return value
 
     @field_validator("test_sms_limit", "api_key_rate_limit")

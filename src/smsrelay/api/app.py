@@ -23,6 +23,7 @@ from smsrelay.api.routes import (
     preview,
     prices,
     providers,
+    senders,
     sms,
     webhooks,
 )
@@ -67,6 +68,7 @@ def create_app(container: Container, *, dispatch: bool = True, manage: bool = Tr
         lists,
     ):
         app.include_router(module.router)
+    app.include_router(senders.router)
     app.include_router(providers.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import RowMapping
 
 from smsrelay import metrics
 from smsrelay.dispatch.acceptances import Acceptance, AcceptanceWriter
+from smsrelay.dispatch.pacing import NoPacing, Pacer, put_back
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.ids import new_id
 from smsrelay.domain.status import Status, is_terminal
@@ -83,6 +84,7 @@ class Dispatcher:
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         name: str | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.db = db
         self.providers = providers
@@ -94,6 +96,7 @@ class Dispatcher:
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_status_check = 0.0
+        self.pacer: Pacer = pacer or NoPacing()
         self._acceptances = AcceptanceWriter(db, self.name, clock, _late_acceptance)
 
     def wake(self) -> None:
@@ -143,8 +146,10 @@ class Dispatcher:
         for row in stale:
             self._start(self._reconcile(row))
         await self.providers.prepare(fresh)  # tenants' own accounts, so sends wait on no query
-        for row in await self._consent_cleared(fresh):
-            self._start(self._send(row))
+        plan = await self.pacer.plan(await self._consent_cleared(fresh))
+        await put_back(self.db, plan.later, self.name, self.clock())
+        for row, start in plan.send:
+            self._start(self._send(row, start))
         await self._maybe_check_statuses()
         return len(stale) + len(fresh)
 
@@ -229,7 +234,10 @@ class Dispatcher:
                 await self.drain()
             await self.drain()
 
-    async def _send(self, row: RowMapping) -> None:
+    async def _send(self, row: RowMapping, start: float | None = None) -> None:
+        if not await self.pacer.wait_turn(start):  # woke too late for its sender's slot
+            await self._release(row, "missed its pacing slot")
+            return
         if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
             await self._finish(row, Status.EXPIRED, "expired", {"reason": "validity period ended"})
             return
@@ -238,6 +246,9 @@ class Dispatcher:
             return
         provider = await self.providers.for_send(row, self.name)
         request = self._request(row)
+        if not self.pacer.on_time(start):  # the slot passed while getting ready
+            await self._release(row, "missed its pacing slot")
+            return
         started = asyncio.get_running_loop().time()
         try:
             result = await provider.send(request)
@@ -259,7 +270,7 @@ class Dispatcher:
         half = timedelta(seconds=self.config.lease_seconds / 2)
         return bool(self.clock() < row["lease_expires_at"] - half)
 
-    async def _release(self, row: RowMapping) -> None:
+    async def _release(self, row: RowMapping, reason: str = "lease too old to send safely") -> None:
         now = self.clock()
         async with self.db.transaction() as connection:
             outbox = OutboxRepository(connection)
@@ -280,7 +291,7 @@ class Dispatcher:
                     now,
                     from_status=Status.SENDING.value,
                     to_status=Status.PENDING.value,
-                    data={"reason": "lease too old to send safely"},
+                    data={"reason": reason},
                 )
 
     async def _consent_cleared(self, rows: list[RowMapping]) -> list[RowMapping]:

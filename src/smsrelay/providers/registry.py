@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from smsrelay.config import Settings
 from smsrelay.providers.base import Provider, ProviderConfigError
@@ -24,6 +25,10 @@ class ProviderSetup:
     webhook_auth_tokens: tuple[str, ...]
     simulator: SimulatorServer | None = None
     simulator_url: str | None = None
+    # For sender pacing: the sender used when a message names none, and whether the provider is
+    # a carrier whose default rates per sender kind apply (the simulator is not; docs/pacing.md).
+    default_sender: str | None = None
+    paced_by_default: bool = True
     _closed: bool = field(default=False, repr=False)
 
     async def close(self) -> None:
@@ -56,24 +61,42 @@ async def _twilio(settings: Settings) -> ProviderSetup:
         api_base_url=settings.twilio_api_base_url,
         timeout_seconds=settings.provider_timeout_seconds,
     )
-    return ProviderSetup(provider, (token,))
+    default_sender = settings.twilio_messaging_service_sid or settings.twilio_from_phone_number
+    carrier = _host_within(settings.twilio_api_base_url, "twilio.com")
+    return ProviderSetup(
+        provider, (token,), default_sender=default_sender, paced_by_default=carrier
+    )
 
 
 async def _simulator(settings: Settings) -> ProviderSetup:
     """An in-process Twilio-compatible simulator, driven through the real Twilio adapter."""
     config = SimulatorConfig(step_delay=settings.simulator_step_delay)
+    from_number = settings.twilio_from_phone_number or "+15005550006"
     server = SimulatorServer(config)
     url = await server.start("127.0.0.1", settings.simulator_port)
     provider = TwilioProvider(
         account_sid=config.account_sid,
         auth_token=config.auth_token,
         messaging_service_sid=settings.twilio_messaging_service_sid,
-        from_number=settings.twilio_from_phone_number or "+15005550006",
+        from_number=from_number,
         api_base_url=url,
         timeout_seconds=settings.provider_timeout_seconds,
     )
     provider.name = "simulator"
-    return ProviderSetup(provider, (config.auth_token,), simulator=server, simulator_url=url)
+    return ProviderSetup(
+        provider,
+        (config.auth_token,),
+        simulator=server,
+        simulator_url=url,
+        default_sender=settings.twilio_messaging_service_sid or from_number,
+        paced_by_default=False,
+    )
+
+
+def _host_within(url: str, domain: str) -> bool:
+    """True when `url` is the provider's own service (not a simulator or a test double)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host == domain or host.endswith("." + domain)
 
 
 def msg91_config(settings: Settings) -> Msg91Config:
@@ -94,7 +117,13 @@ async def _msg91(settings: Settings) -> ProviderSetup:
     provider = Msg91Provider(
         msg91_config(settings), timeout_seconds=settings.provider_timeout_seconds
     )
-    return ProviderSetup(provider, ())  # MSG91 does not sign; its webhook checks a URL token
+    # MSG91 does not sign; its webhook checks a URL token.
+    return ProviderSetup(
+        provider,
+        (),
+        default_sender=settings.msg91_sender_id,
+        paced_by_default=_host_within(settings.msg91_api_base_url, "msg91.com"),
+    )
 
 
 PROVIDERS: dict[str, Callable[[Settings], Awaitable[ProviderSetup]]] = {
