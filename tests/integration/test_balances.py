@@ -14,7 +14,7 @@ from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain.status import Status
 from smsrelay.providers.base import Outcome, ProviderError, SendResult
 from smsrelay.services import balances
-from smsrelay.services.alerts import AlertNetwork
+from smsrelay.services.alerts import AlertNetwork, AlertSettingsInput, save_alert_settings
 from smsrelay.services.delivery import StatusUpdate, apply_status_update
 from smsrelay.services.resend import resend_message
 from smsrelay.store.database import Database
@@ -225,6 +225,29 @@ async def test_a_resend_is_debited_again_after_the_refund(world: World) -> None:
     kinds = [k for k, _, _ in await _ledger(world.db, tenant)]
     assert kinds == ["credit", "debit", "refund", "debit"]
     assert await _balance(world.db, tenant) == 1 - FAKE_SEGMENT
+
+
+async def test_a_resend_the_balance_cannot_pay_is_refused_with_the_hard_stop(world: World) -> None:
+    tenant = world.principal.tenant_id
+    await balances.credit(world.db, tenant, str(FAKE_SEGMENT), world.clock.now)
+    given = AlertSettingsInput(hard_stop=True)
+    await save_alert_settings(
+        world.db,
+        tenant,
+        given,
+        world.clock.now,
+        network=AlertNetwork(allow_http=False),
+        secret_keys=None,
+        email_enabled=False,
+    )
+    world.provider.then(SendResult(Outcome.ACCEPTED, provider_message_id="SM1"))
+    outbox_id = await world.submit()
+    await world.dispatcher().process_all()
+    await _fail(world, outbox_id, "SM1", Status.UNDELIVERED)  # billed: no refund
+    with pytest.raises(balances.InsufficientBalance):
+        await resend_message(world.db, tenant, outbox_id, cap=3, now=world.clock.now)
+    assert (await world.row(outbox_id))["status"] == "undelivered"
+    assert [k for k, _, _ in await _ledger(world.db, tenant)] == ["credit", "debit"]
 
 
 async def test_a_tenant_without_an_account_is_neither_watched_nor_refunded(world: World) -> None:

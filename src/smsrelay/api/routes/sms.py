@@ -31,13 +31,15 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 415, 422)
 }
 ERRORS_WITH_CONFLICT: dict[int | str, dict[str, object]] = {**ERRORS, 409: {"model": ErrorOut}}
+# A metered tenant with the hard stop on whose balance cannot pay (docs/balances-and-alerts.md).
+PAID_ERRORS: dict[int | str, dict[str, object]] = {**ERRORS_WITH_CONFLICT, 402: {"model": ErrorOut}}
 
 
 @router.post(
     "/send",
     status_code=202,
     response_model=OutboxEntryOut,
-    responses=ERRORS,
+    responses=PAID_ERRORS,
     dependencies=[JsonBody, require_scope("send")],
 )
 async def send_sms(
@@ -121,7 +123,7 @@ async def list_outbox(
 @router.post(
     "/outbox/resend",
     response_model=OutboxEntryOut,
-    responses=ERRORS_WITH_CONFLICT,
+    responses=PAID_ERRORS,
     dependencies=[JsonBody, require_scope("send")],
 )
 async def resend(
