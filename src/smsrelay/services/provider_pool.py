@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
@@ -97,20 +96,10 @@ class ProviderPool(Mapping[str, Provider]):
         own = {name for name, spec in self.configs.specs.items() if spec.can_look_up_messages}
         return sorted(names | own)
 
-    async def prepare(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    async def prepare(self, rows: Sequence[RowMapping]) -> None:
         """Load the verified configs of the rows' tenants not cached yet, in one query, so
         that `for_send` finds them without I/O (paced sends must not wait on the database)."""
-        now = self.clock()
-        stale = {row["tenant_id"] for row in rows} - {
-            tenant for tenant, cached in self._tenants.items() if cached.expires > now
-        }
-        if not stale:
-            return
-        async with self.configs.db.reading() as connection:
-            found = await ProviderConfigRepository(connection).verified_of(stale)
-        for tenant in stale:
-            own = {row["provider"]: row for row in found if row["tenant_id"] == tenant}
-            self._tenants[tenant] = _Cached(now + self.ttl_seconds, own)
+        await self._load({row["tenant_id"] for row in rows})
 
     async def for_send(self, row: RowMapping, worker: str) -> Provider:
         """The provider for this attempt; records its config on the message first."""
@@ -169,9 +158,20 @@ class ProviderPool(Mapping[str, Provider]):
     async def _verified(self, tenant_id: str, provider: str) -> RowMapping | None:
         cached = self._tenants.get(tenant_id)
         if cached is None or cached.expires <= self.clock():
-            await self.prepare([{"tenant_id": tenant_id}])
+            await self._load({tenant_id})
             cached = self._tenants[tenant_id]
         return cached.rows.get(provider)
+
+    async def _load(self, tenants: set[str]) -> None:
+        now = self.clock()
+        stale = {t for t in tenants if t not in self._tenants or self._tenants[t].expires <= now}
+        if not stale:
+            return
+        async with self.configs.db.reading() as connection:
+            found = await ProviderConfigRepository(connection).verified_of(stale)
+        for tenant in stale:
+            own = {row["provider"]: row for row in found if row["tenant_id"] == tenant}
+            self._tenants[tenant] = _Cached(now + self.ttl_seconds, own)
 
     async def _config(self, config_id: str) -> RowMapping | None:
         now = self.clock()
