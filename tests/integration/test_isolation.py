@@ -27,7 +27,9 @@ VOLATILE = frozenset({"lastusedat"})
 # Paths whose parameters name a slot in the caller's own namespace, not another tenant's data:
 # any tenant may PUT its own price for twilio/US. tests/integration/test_prices.py shows that
 # one tenant's override neither shows nor applies nor can be deleted for another.
-OWN_NAMESPACE = frozenset({"/api/prices/{provider}/{country}"})
+# Likewise a tenant's own rate for a sender (test_sender_throughput_api.py, test_pacing_dispatch.py
+# show another tenant's rate neither shows nor paces).
+OWN_NAMESPACE = frozenset({"/api/prices/{provider}/{country}", "/api/senders/{sender}/throughput"})
 # Operations that create or replace the caller's own entry in such a slot: any tenant may PUT its
 # own twilio account. The other operations on the slot are probed with tenant A's filled slot
 # (SLOTS); tests/integration/test_provider_configs.py shows another tenant's PUT leaves A's alone.

@@ -9,9 +9,11 @@ import pytest
 from smsrelay.dispatch.buckets import MemoryBuckets, RedisBuckets
 from smsrelay.dispatch.dispatcher import Dispatcher
 from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer
+from smsrelay.domain.reservations import Terms
 from smsrelay.domain.status import Status
 from smsrelay.services.tenants import create_tenant
 from smsrelay.services.throughput import set_sender_rate
+from smsrelay.store.claims import claim_due
 from smsrelay.store.database import Database
 from tests.integration.world import Clock, World
 
@@ -46,42 +48,43 @@ def paced(
 async def test_what_a_sender_cannot_send_soon_is_put_back_until_its_turn(world: World) -> None:
     ids = [await world.submit(body=f"message {n}") for n in range(5)]
     start = world.clock.now
-    dispatcher = paced(world)
+    dispatcher = paced(world, horizon_seconds=0.5)
     await dispatcher.run_once()
     await dispatcher.drain()
-    assert len(world.provider.requests) == 2  # now and one second later: within the horizon
-    deferred = [await world.row(outbox_id) for outbox_id in ids[2:]]
+    assert len(world.provider.requests) == 1  # the next slot is a second away: past the horizon
+    deferred = [await world.row(outbox_id) for outbox_id in ids[1:]]
     assert {row["status"] for row in deferred} == {Status.PENDING.value}
-    assert [row["attempt_count"] for row in deferred] == [0, 0, 0]  # a deferral is no attempt
+    assert [row["attempt_count"] for row in deferred] == [0, 0, 0, 0]  # no attempt was made
     turns = [row["next_attempt_at"] - start for row in deferred]
-    # Claimed again half a horizon before each projected turn (2 s, 3 s, 4 s from now).
-    assert turns == [timedelta(seconds=s - 0.75) for s in (2, 3, 4)]
-    assert "pacing_deferred" in await world.kinds(ids[2])
+    # Claimed again half a horizon before each projected turn (1 s, 2 s, 3 s, 4 s from now).
+    assert turns == [timedelta(seconds=s - 0.25) for s in (1, 2, 3, 4)]
+    assert "pacing_deferred" in await world.kinds(ids[1])
 
 
 async def test_a_multi_segment_message_costs_its_segments(world: World) -> None:
-    long_text = "x" * 300  # 2 segments
-    await world.submit(body=long_text)
-    second = await world.submit(body="short")
+    await world.submit(body="x" * 300)  # 2 segments
+    await world.submit(body="short")
     dispatcher = paced(world, horizon_seconds=3.0)
-    await dispatcher.run_once()
-    await dispatcher.drain()
-    assert len(world.provider.requests) == 2
-    row = await world.row(second)
-    # The 2-segment message held the sender for 2 s before the next one could start.
-    assert row["sent_at"] - row["last_attempt_at"] == timedelta(seconds=2)
+    async with world.db.transaction() as connection:
+        rows = await claim_due(connection, "w1", world.clock.now, timedelta(seconds=60), 10)
+    plan = await dispatcher.pacer.plan(sorted(rows, key=lambda row: row["segments"], reverse=True))
+    now = world.clock.now.timestamp()
+    # The 2-segment message holds the 1-segment/s sender for 2 s before the next may start.
+    assert [start for _, start in plan.send] == [now, now + 2]
 
 
 async def test_a_send_woken_too_late_for_its_slot_is_released_not_sent(world: World) -> None:
-    first, second = await world.submit(body="one"), await world.submit(body="two")
+    outbox_id = await world.submit(body="one")
     dispatcher = paced(world, late_by=0.5, guard_seconds=0.2)
+    assert isinstance(dispatcher.pacer, SenderPacer)
+    terms = Terms(1, window=1.2, horizon=2.0)  # another worker took the slot of now
+    await dispatcher.pacer.buckets.book(f"fake|{SENDER}", world.clock.now.timestamp(), [1], terms)
     await dispatcher.run_once()
     await dispatcher.drain()
-    assert len(world.provider.requests) == 1  # the first slot is now: no sleep, no lateness
-    late = await world.row(second)
+    assert world.provider.requests == []  # woke 0.5 s after its slot, more than the guard
+    late = await world.row(outbox_id)
     assert late["status"] == Status.PENDING.value and late["attempt_count"] == 0
-    assert "claim_released" in await world.kinds(second)
-    assert (await world.row(first))["status"] == Status.SENT.value
+    assert "claim_released" in await world.kinds(outbox_id)
 
 
 async def test_a_non_carrier_is_not_paced_without_a_rate(world: World) -> None:
@@ -97,10 +100,10 @@ async def test_a_tenant_rate_paces_any_provider(world: World) -> None:
     await set_sender_rate(world.db, world.principal.tenant_id, SENDER, 2, None, datetime.now(UTC))
     for n in range(5):
         await world.submit(body=f"message {n}")
-    dispatcher = paced(world, carrier=False, horizon_seconds=1.0)
+    dispatcher = paced(world, carrier=False, horizon_seconds=0.4)
     await dispatcher.run_once()
     await dispatcher.drain()
-    assert len(world.provider.requests) == 3  # at 0, 0.5 and 1.0 s: 2 segments a second
+    assert len(world.provider.requests) == 1  # the next slot, 0.5 s away, is past the horizon
 
 
 async def test_another_tenants_rate_does_not_pace_our_messages(world: World) -> None:

@@ -45,10 +45,11 @@ class ProviderSenders:
 
 @dataclass(frozen=True, slots=True)
 class PacingConfig:
-    """`guard_seconds` lengthens the window (a 1 s budget is spent over 1 s + guard), so a send
-    that starts up to the guard after its slot still keeps every 1 s window within the rate (a
-    later one is not sent: its slot is wasted, never reused). `horizon_seconds`: how far ahead
-    a worker books; messages due later are put back until their turn."""
+    """`guard_seconds` lengthens the window (a 1 s budget is spent over 1 s + guard), so sends
+    that start up to half the guard after their slots, and reach the provider up to half the
+    guard apart in transit, still keep every 1 s window within the rate there (a send that
+    would start later is not sent: its slot is wasted, never reused). `horizon_seconds`: how
+    far ahead a worker books; messages due later are put back until their turn."""
 
     providers: Mapping[str, ProviderSenders] = field(default_factory=dict)
     overrides: Mapping[str, int] = field(default_factory=dict)
@@ -146,8 +147,9 @@ class SenderPacer:
         return self.on_time(start)
 
     def on_time(self, start: float | None) -> bool:
-        """True while a send booked for `start` may still begin: at most the guard late."""
-        return start is None or self.clock() - start <= self.config.guard_seconds
+        """True while a send booked for `start` may still begin: at most half the guard late
+        (the other half is for the request's trip to the provider)."""
+        return start is None or self.clock() - start <= self.config.guard_seconds / 2
 
     def rate_for(self, tenant_id: str, provider: str, sender: str) -> int | None:
         """Segments per second for `sender` at `provider` for this tenant; None: not paced."""

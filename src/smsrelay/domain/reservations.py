@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # Past a window's end by this much, so float rounding never puts a start back inside it.
 _TICK = 1e-6
 
