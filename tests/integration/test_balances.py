@@ -16,7 +16,7 @@ from smsrelay.providers.base import Outcome, ProviderError, SendResult
 from smsrelay.services import balances
 from smsrelay.services.alerts import AlertNetwork, AlertSettingsInput, save_alert_settings
 from smsrelay.services.delivery import StatusUpdate, apply_status_update
-from smsrelay.services.resend import resend_message
+from smsrelay.services.resend import ResendRefused, resend_message
 from smsrelay.store.database import Database
 from smsrelay.store.tables import alerts, balance_ledger, balance_watch, messages
 from tests.integration.conftest import Api
@@ -225,6 +225,23 @@ async def test_a_resend_is_debited_again_after_the_refund(world: World) -> None:
     kinds = [k for k, _, _ in await _ledger(world.db, tenant)]
     assert kinds == ["credit", "debit", "refund", "debit"]
     assert await _balance(world.db, tenant) == 1 - FAKE_SEGMENT
+
+
+async def test_concurrent_resends_debit_once_and_the_others_are_refused(world: World) -> None:
+    tenant = world.principal.tenant_id
+    await balances.credit(world.db, tenant, "1", world.clock.now)
+    world.provider.then(SendResult(Outcome.PERMANENT, error=ProviderError("bad", code=21211)))
+    outbox_id = await world.submit()
+    await world.dispatcher().process_all()
+    results = await asyncio.gather(
+        *[resend_message(world.db, tenant, outbox_id, cap=3, now=world.clock.now) for _ in "abc"],
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 2 and all(isinstance(r, ResendRefused) for r in refused), results
+    assert (await world.row(outbox_id))["resend_count"] == 1
+    kinds = [k for k, _, _ in await _ledger(world.db, tenant)]
+    assert kinds == ["credit", "debit", "refund", "debit"]
 
 
 async def test_a_resend_the_balance_cannot_pay_is_refused_with_the_hard_stop(world: World) -> None:

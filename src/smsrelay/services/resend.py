@@ -26,7 +26,7 @@ async def resend_message(
     now = now or datetime.now(UTC)
     async with db.transaction() as connection:
         outbox = OutboxRepository(connection)
-        row = await outbox.get_row(outbox_id, tenant_id)
+        row = await outbox.get_row(outbox_id, tenant_id, lock=True)  # a rival resend waits
         if row is None:
             raise NotFound(f"no outbox entry {outbox_id!r}")
         _check_resendable(Status(row["status"]), row["resend_count"], cap, row["error_code"])

@@ -54,10 +54,15 @@ class OutboxRepository:
             await self.connection.execute(insert(message_tags), tags)
         return stored
 
-    async def get_row(self, message_id: str, tenant_id: str | None = None) -> RowMapping | None:
+    async def get_row(
+        self, message_id: str, tenant_id: str | None = None, *, lock: bool = False
+    ) -> RowMapping | None:
+        """One message (`lock`: held until the transaction ends, so a rival waits)."""
         query = select(messages).where(messages.c.id == message_id)
         if tenant_id is not None:
             query = query.where(messages.c.tenant_id == tenant_id)
+        if lock:
+            query = query.with_for_update()
         return (await self.connection.execute(query)).mappings().first()
 
     async def get_by_provider_id(self, provider_message_id: str) -> RowMapping | None:
