@@ -147,9 +147,9 @@ class Dispatcher:
             self._start(self._reconcile(row))
         await self.providers.prepare(fresh)  # tenants' own accounts, so sends wait on no query
         plan = await self.pacer.plan(await self._consent_cleared(fresh))
-        await put_back(self.db, plan.later, self.name, self.clock())
-        for row, start in plan.send:
+        for row, start in plan.send:  # started first: their slots are running
             self._start(self._send(row, start))
+        await put_back(self.db, plan.later, self.name, self.clock())
         await self._maybe_check_statuses()
         return len(stale) + len(fresh)
 

@@ -117,6 +117,9 @@ class SenderPacer:
         self.sleep = sleep
         self._tenant_rates: dict[tuple[str, str], int] = {}
         self._tenant_rates_until = 0.0
+        # Bookings start this far after they are asked for: twice the recent time a round's
+        # bookings took, so a slot "now" is not already past when the send is started.
+        self._lead = 0.0
 
     async def plan(self, rows: Sequence[RowMapping]) -> Plan:
         """Book each paced sender's messages in claim order; unpaced ones go at once."""
@@ -132,8 +135,11 @@ class SenderPacer:
                 starts[row["id"]] = None
             else:
                 groups[paced].append(row)
+        asked = self.clock()
         for paced, members in groups.items():
-            await self._book(paced, members, starts, later)
+            await self._book(paced, members, asked + self._lead, starts, later)
+        if groups:
+            self._learn_lead(self.clock() - asked)
         send = [(row, starts[row["id"]]) for row in rows if row["id"] in starts]
         return Plan(send, later)
 
@@ -182,10 +188,10 @@ class SenderPacer:
         self,
         paced: _Paced,
         rows: list[RowMapping],
+        now: float,
         starts: dict[str, float | None],
         later: list[tuple[RowMapping, float, str]],
     ) -> None:
-        now = self.clock()
         costs = [max(1, int(row["segments"])) for row in rows]
         try:
             bookings = await self.buckets.book(paced.key, now, costs, paced.terms)
@@ -196,6 +202,11 @@ class SenderPacer:
             return
         for row, booking in zip(rows, bookings, strict=True):
             self._place(row, booking, now, starts, later)
+
+    def _learn_lead(self, round_trip: float) -> None:
+        """Rise at once with a slow round trip, decay slowly; never past half the horizon."""
+        lead = max(2 * round_trip, 0.9 * self._lead)
+        self._lead = min(lead, self.config.horizon_seconds / 2)
 
     def _place(
         self,
