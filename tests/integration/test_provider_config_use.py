@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
 from smsrelay.providers.twilio.signature import compute_signature
+from smsrelay.services import balances
+from smsrelay.services.delivery import MessageScope
 from smsrelay.services.secrets import SecretBox, generate_key
 from smsrelay.services.tenants import create_tenant
 from smsrelay.store.tables import messages
@@ -110,8 +113,10 @@ async def sent_with_own_account(api: Api) -> dict[str, Any]:
     return dict(entry)
 
 
-async def post_status(api: Api, sid: str, account: str, token: str) -> httpx.Response:
-    params = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": account}
+async def post_status(
+    api: Api, sid: str, account: str, token: str, status: str = "delivered"
+) -> httpx.Response:
+    params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": account}
     signature = compute_signature(f"http://testserver{STATUS_PATH}", params, token)
     return await api.client.post(
         STATUS_PATH, data=params, headers={"X-Twilio-Signature": signature}
@@ -146,6 +151,42 @@ async def test_a_callback_signed_with_another_tenants_token_is_refused(keyed_api
     genuine = await post_status(keyed_api, entry["messageId"], ACCOUNT_SID, AUTH_TOKEN)
     assert genuine.status_code == 200, genuine.text
     assert await status_of(keyed_api, entry["outboxId"]) == "delivered"
+
+
+async def test_a_tenants_token_cannot_change_what_the_platforms_account_sent(
+    keyed_api: Api,
+) -> None:
+    """A tenant chooses its config's token: a callback it signs must not cancel (and so refund)
+    a message the platform's account sent for it."""
+    await balances.credit(keyed_api.container.db, keyed_api.tenant_id, "1", datetime.now(UTC))
+    sent = (await keyed_api.send(to=US_NUMBER, message="Hello")).json()
+    await keyed_api.container.dispatcher.process_all()  # type: ignore[union-attr]
+    entry = (
+        await keyed_api.client.get(f"/api/sms/outbox/{sent['outboxId']}", headers=keyed_api.auth())
+    ).json()
+    assert entry["status"] == "sent" and entry["provider"] == "simulator", entry
+    saved = await keyed_api.client.put(
+        "/api/providers/twilio", json=twilio_body(), headers=keyed_api.auth()
+    )
+    assert saved.status_code == 200, saved.text
+
+    forged = await post_status(
+        keyed_api, entry["messageId"], ACCOUNT_SID, AUTH_TOKEN, status="canceled"
+    )
+    assert forged.status_code == 200, forged.text
+    assert await status_of(keyed_api, entry["outboxId"]) == "sent"
+    await balances.settle_finished(keyed_api.container.db, datetime.now(UTC))
+    view = await balances.show(keyed_api.container.db, keyed_api.tenant_id)
+    assert [m.kind for m in view.movements] == ["debit", "credit"]
+
+
+def test_a_tenants_key_admits_only_its_messages_sent_through_that_providers_account() -> None:
+    scope = MessageScope(tenant_ids=frozenset({"ten_a"}), provider="twilio")
+    row = {"tenant_id": "ten_a", "provider": "twilio", "provider_config_id": "pcf_1"}
+    assert scope.admits(row)  # type: ignore[arg-type]
+    for changed in ({"provider_config_id": None}, {"provider": "msg91"}, {"tenant_id": "ten_b"}):
+        assert not scope.admits(row | changed)  # type: ignore[arg-type]
+    assert MessageScope(platform=True).admits(row | {"provider_config_id": None})  # type: ignore[arg-type]
 
 
 async def test_an_inbound_message_signed_with_a_tenants_token_is_accepted(keyed_api: Api) -> None:

@@ -21,14 +21,21 @@ from smsrelay.store.tables import unmatched_callbacks
 
 @dataclass(frozen=True, slots=True)
 class MessageScope:
-    """The messages an update may change: the platform account's sends and/or some tenants'."""
+    """The messages an update may change: the platform account's sends and/or some tenants'.
+
+    A tenant's key (`tenant_ids`, of `provider`) admits only that tenant's messages sent
+    through its own `provider` config: never those the platform's account sent for it, nor
+    those of its other providers' accounts.
+    """
 
     platform: bool = False
     tenant_ids: frozenset[str] = frozenset()
+    provider: str | None = None
 
     def admits(self, row: RowMapping) -> bool:
-        own = self.platform and row["provider_config_id"] is None
-        return own or row["tenant_id"] in self.tenant_ids
+        if row["provider_config_id"] is None:
+            return self.platform
+        return row["tenant_id"] in self.tenant_ids and row["provider"] == self.provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,13 +256,15 @@ def _parked_update(parked: RowMapping) -> StatusUpdate:
 def _scope_data(scope: MessageScope | None) -> dict[str, Any] | None:
     if scope is None:
         return None
-    return {"platform": scope.platform, "tenantIds": sorted(scope.tenant_ids)}
+    data = {"platform": scope.platform, "tenantIds": sorted(scope.tenant_ids)}
+    return data | {"provider": scope.provider}
 
 
 def _scope_from(data: dict[str, Any] | None) -> MessageScope | None:
     if data is None:
         return None
-    return MessageScope(bool(data.get("platform")), frozenset(data.get("tenantIds") or ()))
+    tenant_ids = frozenset(data.get("tenantIds") or ())
+    return MessageScope(bool(data.get("platform")), tenant_ids, data.get("provider"))
 
 
 def result_event_data(result: SendResult) -> dict[str, Any]:

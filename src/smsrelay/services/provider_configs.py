@@ -212,7 +212,7 @@ class ProviderConfigs:
         )
         if not platform and not tenants:
             return None
-        return MessageScope(platform=platform, tenant_ids=tenants)
+        return MessageScope(platform=platform, tenant_ids=tenants, provider=provider)
 
     async def _signers(self, provider: str, account_id: str | None) -> list[Signer]:
         spec = self.specs.get(provider)
@@ -245,7 +245,7 @@ class ProviderConfigs:
             row = await ProviderConfigRepository(connection).by_webhook_token_hash(provider, wanted)
         if row is None or not hmac.compare_digest(row["webhook_token_hash"], wanted):
             return None
-        return MessageScope(tenant_ids=frozenset({row["tenant_id"]}))
+        return MessageScope(tenant_ids=frozenset({row["tenant_id"]}), provider=provider)
 
     async def _row(self, tenant_id: str, provider: str) -> RowMapping:
         spec_for(provider, self.specs)
