@@ -15,6 +15,7 @@ from smsrelay.services import balances
 from smsrelay.services.delivery import MessageScope
 from smsrelay.services.secrets import SecretBox, generate_key
 from smsrelay.services.tenants import create_tenant
+from smsrelay.store.consent import SuppressionRepository
 from smsrelay.store.tables import messages
 from tests.integration.conftest import Api, LiveApp
 from tests.integration.provider_accounts import (
@@ -202,6 +203,34 @@ async def test_an_inbound_message_signed_with_a_tenants_token_is_accepted(keyed_
             url, data=params, headers={"X-Twilio-Signature": signature}
         )
         assert response.status_code == status, response.text
+
+
+async def test_a_stop_signed_with_a_tenants_token_opts_out_of_that_tenant_only(
+    keyed_api: Api,
+) -> None:
+    """A tenant's token is the tenant's own choice: what it signs reaches no other tenant."""
+    other = await create_tenant(keyed_api.container.db, "globex")
+    sent = await keyed_api.client.post(
+        "/api/sms/send",
+        json={"to": "+14155552671", "message": "Hi from globex"},
+        headers=keyed_api.auth(other.api_key),
+    )
+    assert sent.status_code == 202, sent.text  # globex last texted the number
+    await keyed_api.client.put(
+        "/api/providers/twilio", json=twilio_body(), headers=keyed_api.auth()
+    )
+    params = {"MessageSid": "SM" + "8" * 32, "AccountSid": ACCOUNT_SID, "From": "+14155552671"}
+    params |= {"To": US_NUMBER, "Body": "STOP"}
+    url = "http://testserver/api/webhooks/twilio/inbound"
+    signature = compute_signature(url, params, AUTH_TOKEN)
+    response = await keyed_api.client.post(
+        url, data=params, headers={"X-Twilio-Signature": signature}
+    )
+    assert response.status_code == 200, response.text
+    async with keyed_api.container.db.reading() as connection:
+        repository = SuppressionRepository(connection)
+        assert await repository.get(other.tenant_id, "+14155552671") is None
+        assert await repository.get(keyed_api.tenant_id, "+14155552671") is not None
 
 
 # -- MSG91: routed for the tenant, reports only through the tenant's URL token -----------------

@@ -70,6 +70,9 @@ class Inbound:
     to_phone: str | None = None
     opt_out_type: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Signed with these tenants' own keys (not the platform's): one of their numbers got it,
+    # so it is theirs alone. None: signed by the platform's account; ownership is looked up.
+    tenant_ids: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +92,21 @@ async def receive_inbound(
 ) -> InboundOutcome:
     """Store an inbound message once per MessageSid and act on its keyword.
 
-    Ownership: the tenant whose outbox most recently addressed the sender, else the tenant
-    marked as the inbound default, else the only tenant; a STOP (or START) nobody owns
-    applies to every tenant, and other unowned messages are stored for no tenant.
+    Ownership: the tenants whose own account's key signed it; else the tenant whose outbox
+    most recently addressed the sender, else the tenant marked as the inbound default, else
+    the only tenant; a STOP (or START) nobody owns applies to every tenant, and other unowned
+    messages are stored for no tenant.
     """
     phone = _inbound_phone(inbound.from_phone)
     keyword = keywords.classify_inbound(inbound.body, inbound.opt_out_type)
     async with db.transaction() as connection:
         if await InboundRepository(connection).get_by_sid(inbound.sid) is not None:
             return InboundOutcome(keyword, None, duplicate=True)
-        owners = await _owners(connection, phone, keyword)
+        owners = (
+            tuple(sorted(inbound.tenant_ids))
+            if inbound.tenant_ids is not None
+            else await _owners(connection, phone, keyword)
+        )
         if keyword is Keyword.OPT_OUT:
             for tenant_id in owners:
                 await SuppressionRepository(connection).hold(tenant_id, phone, clock())

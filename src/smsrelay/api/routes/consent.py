@@ -31,6 +31,7 @@ from smsrelay.api.schemas import ErrorOut
 from smsrelay.bootstrap import Container
 from smsrelay.logs import get_logger
 from smsrelay.services import consent, inbound
+from smsrelay.services.delivery import MessageScope
 
 router = APIRouter(tags=["consent"])
 READ = require_scope("read")
@@ -171,31 +172,37 @@ async def put_settings(
 @router.post("/api/webhooks/twilio/inbound", response_class=Response, tags=["webhooks"])
 async def twilio_inbound(request: Request, container: ContainerDep) -> Response:
     """Twilio's incoming-message webhook: keywords act, everything is stored; answers TwiML."""
-    params = await signed_twilio_params(request, container)
-    if params is None:
+    signed = await signed_twilio_params(request, container)
+    if signed is None:
         log.warning("webhook.signature_rejected", path=request.url.path)
         return error_response(
             403, "invalid_signature", "X-Twilio-Signature does not match this request"
         )
+    params, scope = signed
     missing = [name for name in ("MessageSid", "From") if not params.get(name)]
     if missing:
         message = f"{missing[0]}: is required in Twilio's inbound webhook"
         return error_response(422, "invalid_request", message, {"field": missing[0]})
     drain = container.settings.provider_timeout_seconds + 2
-    outcome = await inbound.receive_inbound(container.db, _inbound(params), drain_seconds=drain)
+    received = _inbound(params, None if scope.platform else scope.tenant_ids)
+    outcome = await inbound.receive_inbound(container.db, received, drain_seconds=drain)
     return Response(content=twiml(outcome.reply), media_type=TWIML_MEDIA_TYPE)
 
 
-async def signed_twilio_params(request: Request, container: Container) -> dict[str, str] | None:
-    """The form fields of a request Twilio signed for us, or None when the signature is wrong."""
+async def signed_twilio_params(
+    request: Request, container: Container
+) -> tuple[dict[str, str], MessageScope] | None:
+    """The form fields of a request Twilio signed for us and whose keys signed it, or None
+    when the signature is wrong."""
     form = await request.form()
     every = {name: [str(v) for v in form.getlist(name)] for name in form}
-    if await signing_scope(request, container, every) is None:
+    scope = await signing_scope(request, container, every)
+    if scope is None:
         return None
-    return {name: values[0] for name, values in every.items() if values}
+    return {name: values[0] for name, values in every.items() if values}, scope
 
 
-def _inbound(params: dict[str, str]) -> inbound.Inbound:
+def _inbound(params: dict[str, str], tenant_ids: frozenset[str] | None) -> inbound.Inbound:
     kept = {k: v for k, v in params.items() if k not in ("Body", "From", "To")}
     return inbound.Inbound(
         sid=params["MessageSid"],
@@ -205,6 +212,7 @@ def _inbound(params: dict[str, str]) -> inbound.Inbound:
         opt_out_type=params.get("OptOutType") or None,
         params=kept,
         received_at=datetime.now(UTC),
+        tenant_ids=tenant_ids,
     )
 
 
