@@ -19,10 +19,10 @@ from smsrelay.providers.base import Provider, ProviderConfigError
 from smsrelay.providers.registry import ProviderSetup, build_provider, configured_providers
 from smsrelay.services.alert_delivery import AlertDelivery, smtp_target
 from smsrelay.services.alerts import AlertNetwork
-from smsrelay.services.provider_configs import ProviderConfigs
-from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.services.balances import debit_messages
 from smsrelay.services.prices import tenant_policy
+from smsrelay.services.provider_configs import ProviderConfigs
+from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.secrets import SecretBox
 from smsrelay.services.submit import SubmitPolicy
@@ -48,9 +48,9 @@ class Container:
     bulk_expander: BulkExpander | None = None
     test_sms_limiter: RateLimiter | None = None
     api_key_limiter: RateLimiter | None = None
-    key_cache: KeyCache = field(default_factory=KeyCache)
     alert_network: AlertNetwork | None = None
     alert_loop: AlertLoop | None = None
+    key_cache: KeyCache = field(default_factory=KeyCache)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property

@@ -48,13 +48,13 @@ class Settings(BaseSettings):
     reconcile_after_seconds: float = Field(default=5.0, gt=0)
     status_check_after_seconds: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
+    # Bulk sends (docs/bulk.md): recipients written to the outbox per expander transaction.
+    bulk_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     # Sender pacing (docs/pacing.md): SENDER=SEGMENTS_PER_SECOND,... for any provider, the
     # window guard (a 1 s budget spread over 1 s + guard) and how far ahead a worker books.
     sender_throughput: str = ""
     pacing_guard_seconds: float = Field(default=0.01, ge=0, le=0.5)
     pacing_horizon_seconds: float = Field(default=1.0, gt=0, le=60)
-    # Bulk sends (docs/bulk.md): recipients written to the outbox per expander transaction.
-    bulk_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     # Balance alerts (docs/balances-and-alerts.md): delivery loop pace, tries, timeout, sender.
     alert_poll_seconds: float = Field(default=1.0, gt=0)
     alert_max_attempts: int = Field(default=8, ge=1)
