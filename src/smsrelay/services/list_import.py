@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,37 +84,69 @@ class _Header:
         return cls(names, phone)
 
 
-def _complete(text: str) -> int:
-    """Where the last complete record of `text` (which starts a record) ends; 0 for none."""
-    end, inside = 0, False
-    for index, char in enumerate(text):
-        if char == '"':
-            inside = not inside
-        elif char == "\n" and not inside:
-            end = index + 1
-    return end
+_QUOTE_OR_NEWLINE: Final = re.compile(r'["\n]')
+
+
+class _RecordCutter:
+    """Cuts decoded text into complete CSV records (a newline inside quotes does not end one).
+
+    Each character is scanned once and the incomplete tail is kept as pieces, so a record
+    that never ends (a stray quote) costs linear time, not a rescan of the tail per chunk.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.inside = False
+
+    def feed(self, text: str) -> str:
+        """Add `text`; the complete records it finishes ("" for none)."""
+        end = 0
+        for match in _QUOTE_OR_NEWLINE.finditer(text):
+            if match.group() == '"':
+                self.inside = not self.inside
+            elif not self.inside:
+                end = match.end()
+        if not end:
+            self.pending.append(text)
+            return ""
+        complete = "".join([*self.pending, text[:end]])
+        self.pending = [text[end:]]
+        return complete
+
+    def rest(self) -> str:
+        return "".join(self.pending)
 
 
 async def _csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
     """CSV records from a byte stream (UTF-8, an optional BOM), one complete record at a time."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    buffer, size = "", 0
+    cutter, size = _RecordCutter(), 0
     async for chunk in chunks:
         size += len(chunk)
         if size > MAX_BYTES:
             raise InvalidRequest(
                 "body", f"is over {MAX_BYTES} bytes; split the file (rows before were kept)"
             )
-        buffer += _decode(decoder, chunk, final=False)
-        end = _complete(buffer)
-        if end:
-            for fields in csv.reader(io.StringIO(buffer[:end], newline="")):
+        complete = cutter.feed(_decode(decoder, chunk, final=False))
+        if complete:
+            for fields in _records(complete):
                 yield fields
-            buffer = buffer[end:]
-    buffer += _decode(decoder, b"", final=True)
-    if buffer.strip():
-        for fields in csv.reader(io.StringIO(buffer, newline="")):
+    rest = cutter.rest() + _decode(decoder, b"", final=True)
+    if rest.strip():
+        for fields in _records(rest):
             yield fields
+
+
+def _records(text: str) -> list[list[str]]:
+    """The CSV records of `text`; `InvalidRequest` for one the csv module cannot read."""
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+        raise InvalidRequest(
+            "body",
+            f"is not CSV this import can read ({exc}); fields take at most {MAX_VALUE} "
+            "characters (rows before the fault were kept)",
+        ) from None
 
 
 def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool) -> str:
