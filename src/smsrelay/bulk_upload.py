@@ -21,6 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from smsrelay.domain.templates import Template
+
 STATE_SUFFIX = ".smsrelay-bulk.json"
 PHONE_COLUMNS = ("phone", "to")
 IN_FLIGHT_RETRIES = 20
@@ -194,8 +196,17 @@ def _refusal(status: int, answer: dict[str, Any]) -> str:
 
 
 def chunk_body(options: Options, recipients: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chunk's request: each recipient with only the variables the message uses, so a
+    column the API could not take as a variable ("First Name", a long note) is not sent."""
+    used = Template.parse(options.message).names
     body: dict[str, Any] = {
-        "recipients": recipients,
+        "recipients": [
+            {
+                "to": r["to"],
+                "variables": {n: r["variables"][n] for n in used if n in r["variables"]},
+            }
+            for r in recipients
+        ],
         "message": options.message,
         "category": options.category,
     }

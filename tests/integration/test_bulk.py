@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
+from smsrelay.bulk_upload import Options, chunk_body, read_chunks
 from smsrelay.dispatch.bulk_expander import BulkExpander
 from smsrelay.services.consent import ConsentInput, record_consents, utcnow
 from smsrelay.store.tables import message_events, messages
@@ -300,3 +302,25 @@ async def test_sender_rules_are_applied_per_recipient_country(api: Api) -> None:
     (refused,) = body["rejected"]
     assert refused["index"] == 0 and refused["reason"] == "sender_not_allowed"
     assert "United States" in refused["message"]
+
+
+async def test_a_cli_chunk_sends_only_the_columns_the_message_uses(
+    api: Api, tmp_path: Path
+) -> None:
+    """Columns the API cannot take as variables (a space in the name, a long note) are fine
+    in `smsrelay bulk send`'s CSV as long as the message does not use them."""
+    csv_path = tmp_path / "people.csv"
+    note = "n" * 2000
+    csv_path.write_text(
+        f"phone,First Name,firstName,note\n{MOBILES[0]},Ada,Ada,{note}\n{MOBILES[1]},Bo,Bo,x\n"
+    )
+    options = Options(message="Hi {{firstName}}")
+    (chunk,) = read_chunks(csv_path, 10)
+    response = await api.client.post(
+        "/api/sms/bulk", json=chunk_body(options, chunk), headers=api.auth()
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["acceptedCount"] == 2
+    await expand_all(api)
+    rows = await outbox_rows(api, response.json()["bulkId"])
+    assert sorted(r["body"] for r in rows) == ["Hi Ada", "Hi Bo"]
