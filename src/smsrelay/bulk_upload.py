@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from smsrelay.domain.phone_batch import NumberChecker
 from smsrelay.domain.templates import Template
 
 STATE_SUFFIX = ".smsrelay-bulk.json"
@@ -108,11 +109,16 @@ def read_chunks(csv_path: Path, size: int) -> Iterator[list[dict[str, Any]]]:
         header = [name.strip() for name in next(reader, [])]
         phone = _phone_column(header)
         seen: set[str] = set()
+        checker = NumberChecker()
         chunk: list[dict[str, Any]] = []
         for fields in reader:
-            if not fields or phone >= len(fields) or fields[phone].strip() in seen:
+            if not fields or phone >= len(fields):
                 continue
-            seen.add(fields[phone].strip())
+            raw = fields[phone].strip()
+            number = checker.check(raw).e164 or raw  # "+1 415…" and "+1415…" are one number
+            if number in seen:
+                continue
+            seen.add(number)
             chunk.append(_recipient(header, fields, phone))
             if len(chunk) == size:
                 yield chunk

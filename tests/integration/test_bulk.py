@@ -324,3 +324,11 @@ async def test_a_cli_chunk_sends_only_the_columns_the_message_uses(
     await expand_all(api)
     rows = await outbox_rows(api, response.json()["bulkId"])
     assert sorted(r["body"] for r in rows) == ["Hi Ada", "Hi Bo"]
+
+
+def test_the_cli_sends_a_number_written_two_ways_once(tmp_path: Path) -> None:
+    """The server drops repeats within a chunk; across chunks only the CLI can."""
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text(f"phone\n{MOBILES[0]}\n{MOBILES[1]}\n+1 (415) 555-0100\n")
+    chunks = list(read_chunks(csv_path, 2))
+    assert [[r["to"] for r in chunk] for chunk in chunks] == [MOBILES[:2]]
