@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -56,7 +56,7 @@ class SmtpTarget:
     port: int
     use_tls: bool
     username: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # never in a repr, a log line or a traceback
 
 
 def smtp_target(url: str | None) -> SmtpTarget | None:
