@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -114,6 +116,29 @@ async def test_a_file_wrong_as_a_whole_is_refused(
     response = await upload(api, list_id, body)
     assert response.status_code == status, response.text
     assert says in response.json()["error"]["message"]
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("page", "cursor"),
+    [
+        ("members", "AA"),  # a NUL
+        ("members", _b64("+1\x00")),
+        ("lists", _b64(json.dumps(["2026-01-01T00:00:00+00:00", "\x00"]))),
+        ("lists", _b64(json.dumps(["2026-01-01T00:00:00", "lst_x"]))),  # no offset
+    ],
+)
+async def test_a_forged_cursor_is_422_not_a_database_error(
+    api: Api, page: str, cursor: str
+) -> None:
+    list_id = await new_list(api)
+    path = f"/api/lists/{list_id}/members" if page == "members" else "/api/lists"
+    response = await api.client.get(path, params={"cursor": cursor}, headers=api.auth())
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == {"field": "cursor"}
 
 
 async def test_import_needs_csv_and_a_known_list(api: Api) -> None:

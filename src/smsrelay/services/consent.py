@@ -559,11 +559,16 @@ def encode_cursor(at: datetime, key: str) -> str:
 def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if not cursor:
         return None
+    refused = InvalidRequest("cursor", "is not a cursor this API gave out")
     try:
         at, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(key)
+        moment, key = datetime.fromisoformat(at), str(key)
     except (ValueError, TypeError, binascii.Error):
-        raise InvalidRequest("cursor", "is not a cursor this API gave out") from None
+        raise refused from None
+    # Never one we gave out, and PostgreSQL refuses both (a NUL; naive against timestamptz).
+    if moment.tzinfo is None or "\x00" in key:
+        raise refused
+    return moment, key
 
 
 def paged(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -109,13 +110,19 @@ def _encode_member_cursor(phone: str) -> str:
     return base64.urlsafe_b64encode(phone.encode()).decode().rstrip("=")
 
 
+_MEMBER_CURSOR = re.compile(r"\+[0-9]{1,20}")
+
+
 def _decode_member_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        phone = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
     except (ValueError, binascii.Error):
-        raise InvalidRequest("cursor", "is not a cursor this API gave out") from None
+        phone = ""
+    if not _MEMBER_CURSOR.fullmatch(phone):  # a member's E.164 number; never a NUL
+        raise InvalidRequest("cursor", "is not a cursor this API gave out")
+    return phone
 
 
 def _member(row: RowMapping) -> Member:
