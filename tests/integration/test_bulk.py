@@ -332,3 +332,24 @@ def test_the_cli_sends_a_number_written_two_ways_once(tmp_path: Path) -> None:
     csv_path.write_text(f"phone\n{MOBILES[0]}\n{MOBILES[1]}\n+1 (415) 555-0100\n")
     chunks = list(read_chunks(csv_path, 2))
     assert [[r["to"] for r in chunk] for chunk in chunks] == [MOBILES[:2]]
+
+
+async def test_a_recipient_the_balance_cannot_pay_in_its_currency_fails_alone(api: Api) -> None:
+    """A single send priced in another currency than the balance is a 422; in a bulk that
+    recipient fails (cost 0) and the others go, instead of the bulk pausing for ever."""
+    from smsrelay.services import balances
+
+    await balances.credit(api.container.db, api.tenant_id, "10", utcnow())
+    price = {"perSegment": "0.04", "currency": "EUR", "source": "deal"}
+    put = await api.client.put("/api/prices/simulator/FR", json=price, headers=api.auth())
+    assert put.status_code == 200, put.text
+    response = await bulk(api, recipients=[MOBILES[0], "+33612345678"], message="Hello")
+    assert response.status_code == 202, response.text
+    assert await expand_all(api) == 2
+    rows = {r["recipient"]: r for r in await outbox_rows(api, response.json()["bulkId"])}
+    assert rows[MOBILES[0]]["status"] == "pending"
+    refused = rows["+33612345678"]
+    assert refused["status"] == "failed" and refused["error_code"] == "currency_mismatch"
+    assert refused["total_cost"] == "0"
+    view = await balances.show(api.container.db, api.tenant_id)
+    assert [m.kind for m in view.movements] == ["debit", "credit"]

@@ -159,9 +159,13 @@ async def debit_resend(connection: AsyncConnection, row: Mapping[Any, Any], now:
 
 
 def _debits(state: RowMapping, rows: Sequence[Mapping[Any, Any]]) -> dict[str, int]:
-    """Each row's cost in millionths; `CurrencyMismatch` for a row priced in another currency."""
+    """Each costing row's cost in millionths; `CurrencyMismatch` for one priced in another
+    currency."""
     debits: dict[str, int] = {}
     for row in rows:
+        cost = billing.cost_micros(Decimal(row["total_cost"]))
+        if not cost:
+            continue  # nothing to pay (e.g. refused before sending): no currency to match
         if row["currency"] != state["currency"]:
             raise CurrencyMismatch(
                 f"this message is priced in {row['currency']} but the balance is in "
@@ -169,10 +173,19 @@ def _debits(state: RowMapping, rows: Sequence[Mapping[Any, Any]]) -> dict[str, i
                 f"destination in {state['currency']} (PUT /api/prices/{{provider}}/{{country}})",
                 {"messageCurrency": row["currency"], "balanceCurrency": state["currency"]},
             )
-        cost = billing.cost_micros(Decimal(row["total_cost"]))
-        if cost:
-            debits[row["id"]] = cost
+        debits[row["id"]] = cost
     return debits
+
+
+def unpayable(state: RowMapping | None, row: Mapping[Any, Any]) -> CurrencyMismatch | None:
+    """Why the tenant's balance cannot pay for `row` (priced in another currency), or None."""
+    if state is None or state["currency"] is None:
+        return None
+    try:
+        _debits(state, [row])
+    except CurrencyMismatch as exc:
+        return exc
+    return None
 
 
 async def _take(repo: BalanceRepository, state: RowMapping, total: int, now: datetime) -> None:

@@ -24,7 +24,7 @@ from smsrelay import metrics
 from smsrelay.domain import phones, pricing, senders
 from smsrelay.domain.segments import analyze
 from smsrelay.domain.templates import Template
-from smsrelay.services import consent
+from smsrelay.services import balances, consent
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.services.submit import (
     MessagePlan,
@@ -34,6 +34,7 @@ from smsrelay.services.submit import (
     plan_for_number,
     row_from_plan,
 )
+from smsrelay.store.balances import BalanceRepository
 from smsrelay.store.bulks import BulkRepository
 
 # Debits the stored rows of one chunk in its transaction (services/balances.py), if metered.
@@ -123,6 +124,24 @@ def _refused_row(
     return row
 
 
+async def fail_unpayable(
+    connection: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]]
+) -> None:
+    """Fail (cost 0) each pending row the balance cannot pay in its currency, as a single
+    send is refused (422), so one such recipient does not hold back the rest of the bulk."""
+    state = await BalanceRepository(connection).state(tenant_id)
+    for row in rows:
+        error = balances.unpayable(state, row) if row["status"] == "pending" else None
+        if error is not None:
+            row.update(
+                status="failed",
+                total_cost="0",
+                error_code=error.code,
+                error_message=error.message,
+                error_details=error.details,
+            )
+
+
 async def decide_consent(
     connection: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -184,6 +203,8 @@ async def expand_chunk(
     recipients = await repository.recipients(bulk["id"], cursor, size)
     principal = Principal(bulk["tenant_id"], bulk["user_id"])
     rows = build_rows(planner, principal, recipients, now)
+    if debit is not None:
+        await fail_unpayable(connection, bulk["tenant_id"], rows)
     events = await decide_consent(connection, bulk["tenant_id"], rows)
     tags = [
         {"message_id": row["id"], "tag": tag, "tenant_id": row["tenant_id"]}
