@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from smsrelay.services.consent import utcnow
+from smsrelay.services.errors import InvalidRequest
 from smsrelay.services.list_import import import_members
 from smsrelay.services.tenants import create_key
 from smsrelay.store.tables import messages
@@ -116,6 +117,19 @@ async def test_a_file_wrong_as_a_whole_is_refused(
     response = await upload(api, list_id, body)
     assert response.status_code == status, response.text
     assert says in response.json()["error"]["message"]
+
+
+async def test_rows_before_a_fault_in_the_file_are_kept_as_the_error_says(api: Api) -> None:
+    list_id = await new_list(api)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"phone\n+14155550100\n+14155550101\n"
+        yield b"+1415\xff\n"
+
+    with pytest.raises(InvalidRequest, match="were kept"):
+        await import_members(api.container.db, api.tenant_id, list_id, chunks(), utcnow())
+    shown = await api.client.get(f"/api/lists/{list_id}", headers=api.auth())
+    assert shown.json()["memberCount"] == 2
 
 
 def _b64(text: str) -> str:

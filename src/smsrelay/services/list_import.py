@@ -224,28 +224,45 @@ async def import_members(
     seen: set[str] = set()
     batch: dict[str, dict[str, Any]] = {}
     number = 1  # the header's row
-    async for fields in rows:
-        number += 1
-        if not fields:
-            continue  # a blank line is not a row
-        report.rows += 1
-        if report.rows > MAX_ROWS:
-            report.refuse(number, "", "too_many_rows", f"an import takes at most {MAX_ROWS} rows")
-            continue
-        member = _member_of(header, fields, checker, number, report)
-        if member is None:
-            continue
-        report.imported += 1
-        if member["phone"] in seen:
-            report.duplicates += 1
-        seen.add(member["phone"])
-        batch[member["phone"]] = member
-        if len(batch) >= BATCH:
-            await _merge(db, list_id, batch, now, report)
+    try:
+        async for fields in rows:
+            number += 1
+            _take_row(fields, number, header, checker, report, seen, batch)
+            if len(batch) >= BATCH:
+                await _merge(db, list_id, batch, now, report)
+    except InvalidRequest:
+        await _merge(db, list_id, batch, now, report)  # rows before the fault are kept
+        raise
     await _merge(db, list_id, batch, now, report)
     async with db.reading() as connection:
         report.member_count = (await find_list(connection, tenant_id, list_id)).member_count
     return report
+
+
+def _take_row(
+    fields: list[str],
+    number: int,
+    header: _Header,
+    checker: NumberChecker,
+    report: ImportReport,
+    seen: set[str],
+    batch: dict[str, dict[str, Any]],
+) -> None:
+    """Count one CSV record and add its member to `batch`, or record why it was refused."""
+    if not fields:
+        return  # a blank line is not a row
+    report.rows += 1
+    if report.rows > MAX_ROWS:
+        report.refuse(number, "", "too_many_rows", f"an import takes at most {MAX_ROWS} rows")
+        return
+    member = _member_of(header, fields, checker, number, report)
+    if member is None:
+        return
+    report.imported += 1
+    if member["phone"] in seen:
+        report.duplicates += 1
+    seen.add(member["phone"])
+    batch[member["phone"]] = member
 
 
 async def _first_header(rows: AsyncIterator[list[str]]) -> _Header:
