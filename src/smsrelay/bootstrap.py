@@ -250,7 +250,7 @@ def build_alert_loop(container: Container) -> AlertLoop:
         container.db,
         container.alert_network or AlertNetwork(allow_http=settings.is_development),
         secret_keys=settings.secret_keys,
-        smtp=smtp_target(settings.smtp_url),
+        smtp=smtp_target(settings.smtp_url.get_secret_value() if settings.smtp_url else None),
         email_from=settings.alert_email_from,
         max_attempts=settings.alert_max_attempts,
     )

@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     # MSG91 does not sign its delivery reports: the webhook URL carries this secret instead.
     msg91_webhook_token: SecretStr | None = None
 
-    smtp_url: str | None = Field(default=None, alias="SMTP_URL")
+    # A URL that may carry the SMTP password: masked like every other secret.
+    smtp_url: SecretStr | None = Field(default=None, alias="SMTP_URL")
 
     @field_validator("database_url")
     @classmethod
@@ -106,12 +107,13 @@ class Settings(BaseSettings):
 
     @field_validator("smtp_url")
     @classmethod
-    def _smtp_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
             return None
-        if value is not None and not value.startswith(("smtp://", "smtps://")):
+        if not url.startswith(("smtp://", "smtps://")):
             raise ValueError("must look like smtp://user:pass@host:port (smtps:// for TLS)")
-        return value
+        return SecretStr(url)
 
     @field_validator("default_region")
     @classmethod
