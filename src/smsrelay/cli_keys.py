@@ -114,7 +114,7 @@ def keys_list(
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key to revoke.")]) -> None:
-    """Revoke a key: it stops working at once. Prints the revoked key as JSON."""
+    """Revoke a key: refused from then on (a running server may accept it for up to 2 s more)."""
 
     async def action(db: Database) -> KeyInfo:
         return await revoke_key(db, key_id)
