@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from smsrelay.services.consent import utcnow
-from smsrelay.services.errors import InvalidRequest
+from smsrelay.services.errors import InvalidRequest, NotFound
 from smsrelay.services.list_import import import_members
 from smsrelay.services.tenants import create_key
-from smsrelay.store.tables import messages
+from smsrelay.store.tables import list_members, messages
 from tests.integration.conftest import Api
 
 CSV = "text/csv"
@@ -130,6 +130,25 @@ async def test_rows_before_a_fault_in_the_file_are_kept_as_the_error_says(api: A
         await import_members(api.container.db, api.tenant_id, list_id, chunks(), utcnow())
     shown = await api.client.get(f"/api/lists/{list_id}", headers=api.auth())
     assert shown.json()["memberCount"] == 2
+
+
+async def test_a_list_deleted_during_its_import_is_404_and_leaves_nothing(api: Api) -> None:
+    list_id = await new_list(api)
+    first = "".join(f"+1415555{index:04d}\n" for index in range(1000))  # one whole batch
+    rest = "".join(f"+1415556{index:04d}\n" for index in range(10))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield ("phone\n" + first).encode()
+        yield b"+14155570000\n"  # read once the first batch has been written
+        deleted = await api.client.delete(f"/api/lists/{list_id}", headers=api.auth())
+        assert deleted.status_code == 204, deleted.text
+        yield rest.encode()
+
+    with pytest.raises(NotFound, match="deleted during the import"):
+        await import_members(api.container.db, api.tenant_id, list_id, chunks(), utcnow())
+    async with api.container.db.reading() as connection:
+        left = (await connection.execute(select(list_members.c.phone))).all()
+    assert left == []
 
 
 def _b64(text: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from smsrelay.domain.phone_batch import NumberChecker
 from smsrelay.logs import mask_phone
-from smsrelay.services.errors import InvalidRequest, ServiceError
+from smsrelay.services.errors import InvalidRequest, NotFound, ServiceError
 from smsrelay.services.recipient_lists import find_list
 from smsrelay.store.database import Database
 from smsrelay.store.lists import ListRepository
@@ -229,11 +229,11 @@ async def import_members(
             number += 1
             _take_row(fields, number, header, checker, report, seen, batch)
             if len(batch) >= BATCH:
-                await _merge(db, list_id, batch, now, report)
+                await _merge(db, (tenant_id, list_id), batch, now)
     except InvalidRequest:
-        await _merge(db, list_id, batch, now, report)  # rows before the fault are kept
+        await _merge(db, (tenant_id, list_id), batch, now)  # rows before the fault are kept
         raise
-    await _merge(db, list_id, batch, now, report)
+    await _merge(db, (tenant_id, list_id), batch, now)
     async with db.reading() as connection:
         report.member_count = (await find_list(connection, tenant_id, list_id)).member_count
     return report
@@ -273,20 +273,20 @@ async def _first_header(rows: AsyncIterator[list[str]]) -> _Header:
 
 
 async def _merge(
-    db: Database,
-    list_id: str,
-    batch: dict[str, dict[str, Any]],
-    now: datetime,
-    report: ImportReport,
+    db: Database, owner: tuple[str, str], batch: dict[str, dict[str, Any]], now: datetime
 ) -> None:
+    """Write a batch of members; `NotFound` when the list was deleted during the import."""
     if not batch:
         return
+    tenant_id, list_id = owner
     rows = [
         {**member, "list_id": list_id, "added_at": now, "updated_at": now}
         for member in batch.values()
     ]
     async with db.transaction() as connection:
         repository = ListRepository(connection)
+        if not await repository.lock(list_id, tenant_id):
+            raise NotFound(f"recipient list {list_id!r} was deleted during the import")
         await repository.merge_members(rows)
         await repository.touch(list_id, now)
     batch.clear()

@@ -50,7 +50,22 @@ class ListRepository:
         )
         return {row[0]: row[1] for row in await self.connection.execute(query)}
 
+    async def lock(self, list_id: str, tenant_id: str) -> bool:
+        """Hold the tenant's list row until the transaction ends; False when there is none.
+
+        Deletes and imports both take this lock first, so an import's batch either lands
+        before a delete (which then removes it) or finds the list gone.
+        """
+        query = (
+            select(recipient_lists.c.id)
+            .where(recipient_lists.c.id == list_id, recipient_lists.c.tenant_id == tenant_id)
+            .with_for_update()
+        )
+        return (await self.connection.execute(query)).first() is not None
+
     async def remove(self, list_id: str, tenant_id: str) -> bool:
+        if not await self.lock(list_id, tenant_id):
+            return False
         await self.connection.execute(delete(list_members).where(list_members.c.list_id == list_id))
         result = await self.connection.execute(
             delete(recipient_lists).where(
