@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from smsrelay.api.errors import STATUS_BY_ERROR, UnsupportedMediaType
@@ -63,6 +63,12 @@ async def require_json(request: Request) -> None:
 
 
 JsonBody = Depends(require_json)
+
+# The header every POST that creates messages honours (services/idempotency.py).
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Replays the first answer for 24 h"),
+]
 
 
 def require_any_scope(*scopes: str) -> Any:

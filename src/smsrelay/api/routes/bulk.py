@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from smsrelay.api.bulk_schemas import (
@@ -16,7 +16,13 @@ from smsrelay.api.bulk_schemas import (
     RejectionOut,
     dump,
 )
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
+from smsrelay.api.deps import (
+    ContainerDep,
+    IdempotencyKeyHeader,
+    JsonBody,
+    PrincipalDep,
+    require_scope,
+)
 from smsrelay.api.routes.sms import ERRORS, ERRORS_WITH_CONFLICT
 from smsrelay.services.bulk import BulkAccepted, NewBulk, submit_bulk
 from smsrelay.services.bulk_progress import BulkView, cancel_bulk, get_bulk
@@ -38,10 +44,7 @@ async def send_bulk(
     body: BulkSendRequest,
     container: ContainerDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="Replays the first answer for 24 h"),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Accept up to 100,000 recipients (or a list) for one message; 202 once stored durably."""
     policy = await tenant_policy(container.db, container.submit_policy, principal.tenant_id)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
+from smsrelay.api.deps import (
+    ContainerDep,
+    IdempotencyKeyHeader,
+    JsonBody,
+    PrincipalDep,
+    require_scope,
+)
 from smsrelay.api.schemas import (
     ErrorOut,
     OutboxEntryOut,
@@ -46,10 +52,7 @@ async def send_sms(
     body: SendSmsRequest,
     container: ContainerDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", description="Replays the first answer for 24 h"),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Queue one SMS in the outbox; the dispatcher sends it shortly after."""
     new = NewMessage(
