@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from smsrelay.logs import configure_logging
 from smsrelay.store.database import Database
 from smsrelay.store.tables import metadata
+from tests.log_audit import LogAudit
 
 REPO = Path(__file__).resolve().parents[1]
 VECTORS = REPO.parent / "shared" / "vectors"
@@ -36,6 +37,10 @@ def _admin(statement: str) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(LogAudit(), "smsrelay-log-audit")
 
 
 @pytest.fixture(scope="session", autouse=True)
