@@ -33,6 +33,7 @@ from smsrelay.services.tenants import create_key, create_tenant
 from smsrelay.store.database import Database
 from smsrelay.store.tables import alerts
 from tests.integration.conftest import Api, LiveApp, free_socket
+from tests.integration.test_security import dump_database
 
 FAILING = "+15005550001"  # the simulator refuses it with 21211: failed, no provider id
 LOCAL = AlertNetwork(allow_http=True, allow_loopback_for_tests=True)
@@ -164,6 +165,9 @@ async def test_the_signing_secret_is_shown_once_and_rotates_on_request(
     assert read["signingSecret"] is None and read["failedSms"] is True and read["hardStop"] is False
     rotated = (await _put(keyed, url=hook.url, rotateSecret=True)).json()
     assert rotated["signingSecret"] not in (None, secret)
+    dump = await dump_database(keyed.container.db)
+    assert hook.url in dump  # the dump does see the settings
+    assert secret not in dump and rotated["signingSecret"] not in dump
 
 
 @pytest.mark.parametrize(
