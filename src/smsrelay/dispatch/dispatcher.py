@@ -45,7 +45,7 @@ from smsrelay.services.prices import record_provider_price
 from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed, claim_unpriced
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.outbox import MessageEventNote, OutboxRepository
 from smsrelay.store.tables import message_events
 
 log = get_logger("smsrelay.dispatch")
@@ -273,26 +273,8 @@ class Dispatcher:
     async def _release(self, row: RowMapping, reason: str = "lease too old to send safely") -> None:
         now = self.clock()
         async with self.db.transaction() as connection:
-            outbox = OutboxRepository(connection)
-            released = await outbox.update_if_owned(
-                row["id"],
-                self.name,
-                status=Status.PENDING.value,
-                next_attempt_at=now,
-                attempt_count=row["attempt_count"] - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            if released:
-                await outbox.add_event(
-                    row["id"],
-                    "claim_released",
-                    now,
-                    from_status=Status.SENDING.value,
-                    to_status=Status.PENDING.value,
-                    data={"reason": reason},
-                )
+            note = MessageEventNote("claim_released", {"reason": reason})
+            await OutboxRepository(connection).release_claim(row, self.name, now, now, note)
 
     async def _consent_cleared(self, rows: list[RowMapping]) -> list[RowMapping]:
         """Consent checked again just before sending; the refused are set aside, not sent."""

@@ -23,10 +23,9 @@ from sqlalchemy.engine import RowMapping
 from smsrelay.dispatch.buckets import Buckets
 from smsrelay.domain import throughput
 from smsrelay.domain.reservations import Booking, Terms
-from smsrelay.domain.status import Status
 from smsrelay.logs import get_logger
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.outbox import MessageEventNote, OutboxRepository
 from smsrelay.store.pacing import SenderThroughputRepository
 
 log = get_logger("smsrelay.pacing")
@@ -249,25 +248,10 @@ async def put_back(
         outbox = OutboxRepository(connection)
         for row, retry, reason in later:
             retry_at = datetime.fromtimestamp(retry, UTC)
-            moved = await outbox.update_if_owned(
-                row["id"],
-                worker,
-                status=Status.PENDING.value,
-                next_attempt_at=max(now, retry_at),
-                attempt_count=row["attempt_count"] - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
+            note = MessageEventNote(
+                "pacing_deferred", {"reason": reason, "retryAt": retry_at.isoformat()}
             )
-            if moved:
-                await outbox.add_event(
-                    row["id"],
-                    "pacing_deferred",
-                    now,
-                    from_status=Status.SENDING.value,
-                    to_status=Status.PENDING.value,
-                    data={"reason": reason, "retryAt": retry_at.isoformat()},
-                )
+            await outbox.release_claim(row, worker, now, max(now, retry_at), note)
 
 
 def horizon_for(lease_seconds: float, wanted: float) -> float:

@@ -37,6 +37,14 @@ _INSERT_BY_DIALECT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Inser
 }
 
 
+@dataclass(frozen=True, slots=True)
+class MessageEventNote:
+    """The kind and data of one history event a repository write records."""
+
+    kind: str
+    data: dict[str, Any]
+
+
 class OutboxRepository:
     """Reads and writes outbox rows inside the caller's transaction."""
 
@@ -95,6 +103,34 @@ class OutboxRepository:
             .values(**values)
         )
         return bool(result.rowcount)
+
+    async def release_claim(
+        self, row: RowMapping, owner: str, now: datetime, due: datetime, event: MessageEventNote
+    ) -> bool:
+        """Put a claimed message back to `pending`, due at `due`, if `owner` still holds it.
+
+        Not an attempt: the claim's attempt count is given back. The event records why.
+        """
+        released = await self.update_if_owned(
+            row["id"],
+            owner,
+            status=Status.PENDING.value,
+            next_attempt_at=due,
+            attempt_count=row["attempt_count"] - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        if released:
+            await self.add_event(
+                row["id"],
+                event.kind,
+                now,
+                from_status=Status.SENDING.value,
+                to_status=Status.PENDING.value,
+                data=event.data,
+            )
+        return released
 
     async def page(self, query: OutboxFilter) -> list[RowMapping]:
         statement = select(messages).where(*_conditions(query))
