@@ -24,18 +24,20 @@ from smsrelay import metrics
 from smsrelay.domain import phones, pricing, senders
 from smsrelay.domain.segments import analyze
 from smsrelay.domain.templates import Template
-from smsrelay.services import balances, consent
+from smsrelay.services import balances
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.services.submit import (
     MessagePlan,
     NewMessage,
     Principal,
     SubmitPolicy,
+    decide_consent,
     plan_for_number,
     row_from_plan,
 )
 from smsrelay.store.balances import BalanceRepository
 from smsrelay.store.bulks import BulkRepository
+from smsrelay.store.outbox import OutboxRepository
 
 # Debits the stored rows of one chunk in its transaction (services/balances.py), if metered.
 Debit = Callable[[AsyncConnection, Sequence[dict[str, Any]], datetime], Any]
@@ -142,39 +144,6 @@ async def fail_unpayable(
             )
 
 
-async def decide_consent(
-    connection: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Apply the submit-time consent verdict to each pending row; the history events to add."""
-    pending = [row for row in rows if row["status"] == "pending"]
-    facts = await consent.gather_facts(connection, tenant_id, [r["recipient"] for r in pending])
-    extra_events = []
-    for row in pending:
-        when, phone = row["next_attempt_at"], row["recipient"]
-        decision = consent.decide(facts[phone], phone, row["category"], False, when)
-        verdict = consent.submit_verdict(decision, when)
-        row.update(consent.verdict_columns(verdict))
-        extra = consent.verdict_event(verdict)
-        if extra is not None:
-            kind, data = extra
-            extra_events.append(_event(row, kind, row["created_at"], data))
-    return [_event(row, "created", row["created_at"]) for row in rows] + extra_events
-
-
-def _event(
-    row: dict[str, Any], kind: str, at: datetime, data: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return {
-        "message_id": row["id"],
-        "kind": kind,
-        "created_at": at,
-        "from_status": None,
-        "to_status": row["status"],
-        "data": data or {},
-        "dedupe_key": None,
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """What one chunk did: rows written, and whether the bulk is now fully expanded."""
@@ -205,13 +174,8 @@ async def expand_chunk(
     rows = build_rows(planner, principal, recipients, now)
     if debit is not None:
         await fail_unpayable(connection, bulk["tenant_id"], rows)
-    events = await decide_consent(connection, bulk["tenant_id"], rows)
-    tags = [
-        {"message_id": row["id"], "tag": tag, "tenant_id": row["tenant_id"]}
-        for row in rows
-        for tag in row["tags"]
-    ]
-    await repository.add_messages(rows, tags, events)
+    events = await decide_consent(connection, rows)
+    await OutboxRepository(connection).add_many(rows, events)
     if debit is not None and rows:
         await debit(connection, rows, now)
     done = cursor + len(rows) >= bulk["accepted_count"] or not rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from smsrelay import metrics
 from smsrelay.domain import phones, pricing, senders
 from smsrelay.domain.ids import new_id
-from smsrelay.domain.messages import OutboxEntry
+from smsrelay.domain.messages import MessageEvent, OutboxEntry
 from smsrelay.domain.segments import SegmentInfo, analyze
 from smsrelay.domain.status import Status
 from smsrelay.services import balances, consent, idempotency
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import OutboxRepository, to_entry
+from smsrelay.store.outbox import OutboxRepository, event_of, to_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,33 +105,93 @@ async def submit_message(
 async def add_message(
     connection: AsyncConnection, row: dict[str, Any], now: datetime, override: bool = False
 ) -> OutboxEntry:
-    """Check consent, then store a built row and its history in the caller's transaction.
+    """`store_submissions` for one message."""
+    (entry,) = await store_submissions(connection, [Submission(row, override)], now)
+    return entry
 
-    A suppressed recipient's message is stored too (status `suppressed`, cost 0): every
-    request leaves a record. Quiet hours for marketing defer it instead.
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A built outbox row waiting to be stored, and whether it may override a suppression."""
+
+    row: dict[str, Any]
+    override: bool = False
+
+
+async def store_submissions(
+    connection: AsyncConnection, submissions: Sequence[Submission], now: datetime
+) -> list[OutboxEntry]:
+    """Check consent, then store built rows and their history in the caller's transaction.
+
+    A few statements for any number of messages (the API's group commit stores every send
+    that arrived while the last batch committed). A suppressed recipient's message is stored
+    too (status `suppressed`, cost 0): every request leaves a record. Quiet hours for
+    marketing defer it instead.
     """
-    verdict = await consent.enforce_at_submit(
-        connection,
-        row["tenant_id"],
-        row["recipient"],
-        row["category"],
-        override,
-        row["next_attempt_at"],
-    )
-    row.update(consent.verdict_columns(verdict))
-    outbox = OutboxRepository(connection)
-    stored = await outbox.add(row)
-    await outbox.add_event(row["id"], "created", now, to_status=row["status"])
-    extra = consent.verdict_event(verdict)
-    if extra is not None:
-        kind, data = extra
-        await outbox.add_event(row["id"], kind, now, to_status=row["status"], data=data)
-    events = await outbox.events(row["id"])
+    rows = [submission.row for submission in submissions]
+    events = await decide_consent(connection, rows, [s.override for s in submissions])
+    stored = await OutboxRepository(connection).add_many(rows, events, returning=True)
     # Last, so a metered tenant's balance row stays locked only until the commit; a 402 or a
-    # currency mismatch rolls the message back with it.
-    await balances.debit_messages(connection, [row], now)
-    metrics.MESSAGES_SUBMITTED.labels(row["status"]).inc()
-    return to_entry(stored, events)
+    # currency mismatch rolls the messages back with it.
+    for tenant_rows in _by_tenant(rows).values():
+        await balances.debit_messages(connection, tenant_rows, now)
+    history: dict[str, list[MessageEvent]] = {}
+    for event in events:
+        history.setdefault(event["message_id"], []).append(event_of(event))
+    for row in rows:
+        metrics.MESSAGES_SUBMITTED.labels(row["status"]).inc()
+    return [to_entry(row, history[row["id"]]) for row in stored]
+
+
+async def decide_consent(
+    connection: AsyncConnection,
+    rows: Sequence[dict[str, Any]],
+    overrides: Sequence[bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Apply the submit-time consent verdict to each pending row; the history events to add.
+
+    The facts for every recipient of a tenant are read in a few queries. `overrides[i]` lets
+    transactional row `i` go to a suppressed number (its history says so).
+    """
+    overridden = {
+        row["id"] for row, flag in zip(rows, overrides or [False] * len(rows), strict=True) if flag
+    }
+    pending = [row for row in rows if row["status"] == Status.PENDING.value]
+    extra_events = []
+    for tenant_id, own in _by_tenant(pending).items():
+        phones = [row["recipient"] for row in own]
+        marketing = any(row["category"] == consent.MARKETING for row in own)
+        facts = await consent.gather_facts(connection, tenant_id, phones, marketing=marketing)
+        for row in own:
+            when, phone = row["next_attempt_at"], row["recipient"]
+            override = row["id"] in overridden
+            decision = consent.decide(facts[phone], phone, row["category"], override, when)
+            verdict = consent.submit_verdict(decision, when)
+            row.update(consent.verdict_columns(verdict))
+            extra = consent.verdict_event(verdict)
+            if extra is not None:
+                kind, data = extra
+                extra_events.append(_event(row, kind, data))
+    return [_event(row, "created") for row in rows] + extra_events
+
+
+def _event(row: dict[str, Any], kind: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "message_id": row["id"],
+        "kind": kind,
+        "created_at": row["created_at"],
+        "from_status": None,
+        "to_status": row["status"],
+        "data": data or {},
+        "dedupe_key": None,
+    }
+
+
+def _by_tenant(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["tenant_id"], []).append(row)
+    return grouped
 
 
 def build_row(

@@ -11,10 +11,9 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status
-from smsrelay.store.tables import bulk_recipients, bulks, message_events, message_tags, messages
+from smsrelay.store.outbox import WRITE_BATCH, OutboxRepository
+from smsrelay.store.tables import bulk_recipients, bulks, messages
 
-# Rows per INSERT batch: well under SQLite's 32,766 bound parameters per statement.
-WRITE_BATCH = 5000
 OPEN = ("accepting", "expanding")  # bulks whose recipients are not all outbox rows yet
 # One accepted recipient: seq, phone (E.164), region, the template's variables as JSON.
 Recipient = tuple[int, str, str | None, str | None]
@@ -118,21 +117,8 @@ class BulkRepository:
             .values(lease_owner=None, lease_expires_at=None)
         )
 
-    async def add_messages(
-        self,
-        rows: Sequence[Mapping[str, Any]],
-        tags: Sequence[Mapping[str, Any]],
-        events: Sequence[Mapping[str, Any]],
-    ) -> None:
-        """Outbox rows, their tags and their first events, a few statements for many rows."""
-        rows = _same_keys(rows)  # an executemany takes its columns from the first row
-        for table, batch in ((messages, rows), (message_tags, tags), (message_events, events)):
-            for start in range(0, len(batch), WRITE_BATCH):
-                chunk = list(batch[start : start + WRITE_BATCH])
-                await self.connection.execute(insert(table), chunk)
-
     async def add_events(self, events: Sequence[Mapping[str, Any]]) -> None:
-        await self.add_messages((), (), events)
+        await OutboxRepository(self.connection).add_many((), events)
 
     async def mark_canceled(self, bulk_id: str, now: datetime) -> bool:
         result = await self.connection.execute(
@@ -184,12 +170,6 @@ class BulkRepository:
             )
         query = query.order_by(bulks.c.created_at.desc(), bulks.c.id.desc()).limit(limit)
         return list((await self.connection.execute(query)).mappings().all())
-
-
-def _same_keys(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every row with every key any row has (None where absent)."""
-    keys = dict.fromkeys(key for row in rows for key in row)
-    return [{key: row.get(key) for key in keys} for row in rows]
 
 
 def _placeholders(paramstyle: str, count: int) -> list[str]:

@@ -97,7 +97,10 @@ class GroupCommit(Generic[Item, Result]):
 
 
 def _settle(
-    future: asyncio.Future[Result], result: Result | None = None, *, exc: BaseException | None = None
+    future: asyncio.Future[Result],
+    result: Result | None = None,
+    *,
+    exc: BaseException | None = None,
 ) -> None:
     if future.done():  # its caller was canceled
         return

@@ -45,6 +45,10 @@ class MessageEventNote:
     data: dict[str, Any]
 
 
+# Rows per INSERT batch: well under SQLite's 32,766 bound parameters per statement.
+WRITE_BATCH = 5000
+
+
 class OutboxRepository:
     """Reads and writes outbox rows inside the caller's transaction."""
 
@@ -53,13 +57,39 @@ class OutboxRepository:
 
     async def add(self, row: Mapping[str, Any]) -> RowMapping:
         """Insert a message and its tags; the row as stored, every default filled in."""
-        statement = insert(messages).values(**row).returning(*messages.c)
-        stored = (await self.connection.execute(statement)).mappings().one()
+        (stored,) = await self.add_many([row], (), returning=True)
+        return stored
+
+    async def add_many(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        events: Sequence[Mapping[str, Any]],
+        *,
+        returning: bool = False,
+    ) -> list[RowMapping]:
+        """Messages, their tags and their first events, a few statements for any number of rows.
+
+        With `returning`, the rows as stored (every default filled in), in the order given.
+        """
+        rows = _same_keys(rows)  # an executemany takes its columns from the first row
         tags = [
-            {"message_id": row["id"], "tag": t, "tenant_id": row["tenant_id"]} for t in row["tags"]
+            {"message_id": row["id"], "tag": tag, "tenant_id": row["tenant_id"]}
+            for row in rows
+            for tag in row["tags"] or ()
         ]
-        if tags:
-            await self.connection.execute(insert(message_tags), tags)
+        stored: list[RowMapping] = []
+        for start in range(0, len(rows), WRITE_BATCH):
+            chunk = rows[start : start + WRITE_BATCH]
+            if returning:
+                statement = insert(messages).returning(*messages.c, sort_by_parameter_order=True)
+                stored += (await self.connection.execute(statement, chunk)).mappings().all()
+            else:
+                await self.connection.execute(insert(messages), chunk)
+        for table, batch in ((message_tags, tags), (message_events, events)):
+            for start in range(0, len(batch), WRITE_BATCH):
+                await self.connection.execute(
+                    insert(table), list(batch[start : start + WRITE_BATCH])
+                )
         return stored
 
     async def get_row(
@@ -181,13 +211,19 @@ class OutboxRepository:
             .where(message_events.c.message_id == message_id)
             .order_by(message_events.c.id)
         )
-        return [_event(row) for row in result.mappings()]
+        return [event_of(row) for row in result.mappings()]
 
     async def count_by_status(self) -> dict[str, int]:
         result = await self.connection.execute(
             select(messages.c.status, func.count()).group_by(messages.c.status)
         )
         return {row[0]: row[1] for row in result}
+
+
+def _same_keys(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every row with every key any row has (None where absent)."""
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return [{key: row.get(key) for key in keys} for row in rows]
 
 
 def _conditions(query: OutboxFilter) -> list[Any]:
@@ -216,7 +252,8 @@ def _conditions(query: OutboxFilter) -> list[Any]:
     return conditions
 
 
-def _event(row: RowMapping) -> MessageEvent:
+def event_of(row: Mapping[Any, Any]) -> MessageEvent:
+    """A history event from its row (read, or about to be written)."""
     return MessageEvent(
         kind=row["kind"],
         created_at=row["created_at"],
