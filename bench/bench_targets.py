@@ -148,6 +148,7 @@ class Options:
     phase_timeout: float
     bulk_repeat: int
     json_path: Path | None
+    only: frozenset[str] = frozenset("abcd")
 
     @property
     def is_sqlite(self) -> bool:
@@ -171,6 +172,12 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds per phase")
     parser.add_argument("--bulk-repeat", type=int, default=1, help="bench_bulk.py --repeat")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only",
+        default="abcd",
+        help="the rows to report, e.g. d ((a) and (c) still run for (c) and (d): they make "
+        "the messages those rows need)",
+    )
     args = parser.parse_args(argv)
     workers = args.workers or (1 if args.database.startswith("sqlite") else 2)
     return Options(
@@ -185,6 +192,7 @@ def parse_options(argv: list[str]) -> Options:
         args.phase_timeout,
         args.bulk_repeat,
         args.json,
+        frozenset(args.only) & frozenset("abcd"),
     )
 
 
@@ -518,6 +526,11 @@ def bulk_row(summary: dict[str, Any], what: str, target: str) -> Row:
     return Row(what, bulk, raw, " s", target, passed, note, ratio_of(raw, bulk))
 
 
+def row_key(row: Row) -> str:
+    """The target's letter: "d" for "(d) POST …"."""
+    return row.what[1]
+
+
 # --- the report --------------------------------------------------------------------------------
 
 
@@ -607,8 +620,10 @@ def main(argv: list[str] | None = None) -> None:
         ]
         noop_url = start_servers(processes, port)
         run = Run(options, processes, api_url, noop_url, fake, api_key)
-        rows = asyncio.run(measure_all(run))
-        rows.insert(1, measure_bulk(options))
+        rows = asyncio.run(measure_all(run)) if options.only - {"b"} else []
+        if "b" in options.only:
+            rows.insert(1, measure_bulk(options))
+        rows = [row for row in rows if row_key(row) in options.only]
     meta = run_meta(options, started, load_before)
     print_table(rows, meta)
     if options.json_path is not None:

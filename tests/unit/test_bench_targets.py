@@ -66,3 +66,10 @@ def test_the_bulk_ratio_is_raw_over_bulk(harness: ModuleType) -> None:
     row = harness.bulk_row(summary, "(b)", "≤ 1.5 s")
     assert (row.result, row.baseline, row.passed) == (1.2, 0.9, True)
     assert row.ratio == pytest.approx(0.75)
+
+
+def test_only_keeps_the_rows_asked_for(harness: ModuleType) -> None:
+    assert harness.parse_options([]).only == frozenset("abcd")
+    assert harness.parse_options(["--only", "d"]).only == frozenset("d")
+    row = harness.measured_row("d", "(d) POST /api/webhooks/twilio/status", 80.0, 100.0)
+    assert harness.row_key(row) == "d"
