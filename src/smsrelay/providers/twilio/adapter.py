@@ -1,9 +1,8 @@
-"""The Twilio provider: the official SDK's async client, with every failure classified here."""
+"""The Twilio provider: sends over aiohttp (messages_api), looks up through the official SDK."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,21 +22,21 @@ from smsrelay.providers.base import (
     SendRequest,
     SendResult,
 )
-from smsrelay.providers.http_support import (
-    Wire,
-    retry_after_for,
-    transport_failure,
-    watching,
-    wire_tracing,
+from smsrelay.providers.http_support import Wire, transport_failure, watching, wire_tracing
+from smsrelay.providers.twilio.error_codes import more_info_url
+from smsrelay.providers.twilio.messages_api import (
+    VALIDITY_RANGE,
+    MessagesApi,
+    as_int,
+    basic_authorization,
+    create_form,
+    send_result,
 )
-from smsrelay.providers.twilio.error_codes import classify, more_info_url
 from smsrelay.providers.twilio.statuses import our_status
 
 CREDENTIAL_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")
 SENDER_SETTINGS = ("TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM_PHONE_NUMBER")
 
-# CreateMessage `ValidityPeriod` accepts 1..36000 seconds (twilio-oai@d50069b4).
-_VALIDITY_RANGE = (1, 36000)
 # The SDK prefixes the body's `message` with its own words ("Unable to create record: ").
 _SDK_MESSAGE_PREFIX = re.compile(r"^Unable to \w+ record:?\s*")
 # How many recent messages to a number find_sent looks through.
@@ -63,9 +62,8 @@ class _BasicAuthHeader:
     `to_auth_strategy().get_auth_string()`), and the SDK logs no Authorization header.
     """
 
-    def __init__(self, account_sid: str, auth_token: str) -> None:
-        pair = f"{account_sid}:{auth_token}".encode("latin-1")
-        self._header = "Basic " + base64.b64encode(pair).decode("ascii")
+    def __init__(self, authorization: str) -> None:
+        self._header = authorization
 
     def to_auth_strategy(self) -> _BasicAuthHeader:
         return self
@@ -78,7 +76,11 @@ class _BasicAuthHeader:
 
 
 class TwilioProvider:
-    """Sends SMS through Twilio's REST API and never raises for a provider failure."""
+    """Sends SMS through Twilio's REST API and never raises for a provider failure.
+
+    `send` is one aiohttp POST (messages_api: the SDK's request without the SDK's per-call
+    cost); `fetch`, `find_sent` and `verify` go through the official SDK.
+    """
 
     name = "twilio"
     can_look_up_messages = True
@@ -96,21 +98,28 @@ class TwilioProvider:
         _require_settings(account_sid, auth_token, messaging_service_sid, from_number)
         self._account_sid = account_sid
         self._auth_token = auth_token
-        self._default_sender = _sender_params(messaging_service_sid or from_number or "")
+        self._authorization = basic_authorization(account_sid, auth_token)
+        self._default_sender = _sender_fields(messaging_service_sid or from_number or "")
         self._api_base_url = api_base_url
         self._timeout_seconds = timeout_seconds
+        self._messages = MessagesApi(
+            account_sid=account_sid,
+            authorization=self._authorization,
+            base_url=api_base_url,
+            timeout_seconds=timeout_seconds,
+        )
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Any = None
 
     async def send(self, request: SendRequest) -> SendResult:
-        params = self._create_params(request)
+        form = create_form(self._create_fields(request))
         wire = Wire()
         try:
             with watching(wire):
-                message = await self._call(lambda client: client.messages.create_async(**params))
-        except _CALL_FAILURES as exc:
-            return _failure_result(exc, wire)
-        return _accepted_result(message)
+                answer = await self._messages.create(form)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return _transport_result(exc, wire)
+        return send_result(answer)
 
     async def fetch(self, provider_message_id: str) -> ProviderMessage | None:
         try:
@@ -146,6 +155,7 @@ class TwilioProvider:
             raise _lookup_error("fetch the account", exc) from exc
 
     async def close(self) -> None:
+        await self._messages.close()
         http, self._http, self._client = self._http, None, None
         if http is not None:
             await http.close()
@@ -165,7 +175,7 @@ class TwilioProvider:
                 self._account_sid,
                 self._auth_token,
                 http_client=self._http,
-                credential_provider=_BasicAuthHeader(self._account_sid, self._auth_token),
+                credential_provider=_BasicAuthHeader(self._authorization),
                 # A non-empty mapping stops the SDK reading os.environ, where TWILIO_EDGE or
                 # TWILIO_REGION would rewrite the host of our api_base_url.
                 environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""},
@@ -175,15 +185,15 @@ class TwilioProvider:
             self._client = client
         return self._client
 
-    def _create_params(self, request: SendRequest) -> dict[str, object]:
-        sender = _sender_params(request.sender) if request.sender else self._default_sender
-        params: dict[str, object] = {"to": request.to, "body": request.body, **sender}
+    def _create_fields(self, request: SendRequest) -> dict[str, str | int]:
+        sender = _sender_fields(request.sender) if request.sender else self._default_sender
+        fields: dict[str, str | int] = {"To": request.to, "Body": request.body, **sender}
         if request.status_callback_url:
-            params["status_callback"] = request.status_callback_url
+            fields["StatusCallback"] = request.status_callback_url
         if request.validity_seconds is not None:
-            low, high = _VALIDITY_RANGE
-            params["validity_period"] = min(max(request.validity_seconds, low), high)
-        return params
+            low, high = VALIDITY_RANGE
+            fields["ValidityPeriod"] = min(max(request.validity_seconds, low), high)
+        return fields
 
 
 def _require_settings(
@@ -203,47 +213,26 @@ def _require_settings(
         )
 
 
-def _sender_params(sender: str) -> dict[str, str]:
+def _sender_fields(sender: str) -> dict[str, str]:
     """A Messaging Service SID starts with "MG"; anything else is a From number or ID."""
     if sender.startswith("MG"):
-        return {"messaging_service_sid": sender}
-    return {"from_": sender}
+        return {"MessagingServiceSid": sender}
+    return {"From": sender}
 
 
-def _accepted_result(message: Any) -> SendResult:
-    sid = message.sid
-    if not sid:
-        return SendResult(
-            Outcome.AMBIGUOUS,
-            error=ProviderError("Twilio accepted the request but returned no message SID"),
-        )
-    return SendResult(Outcome.ACCEPTED, provider_message_id=sid, provider_status=message.status)
-
-
-def _failure_result(exc: BaseException, wire: Wire) -> SendResult:
-    if isinstance(exc, TwilioRestException | TwilioServiceException):
-        return _rest_failure_result(exc, wire)
-    if isinstance(exc, TwilioException | ValueError):
-        # An answer arrived but could not be read (e.g. a 201 that is not JSON).
+def _transport_result(exc: BaseException, wire: Wire) -> SendResult:
+    """No answer to read: refused, reset, timed out (or a ValueError, as the SDK path had it)."""
+    if isinstance(exc, ValueError):
         return SendResult(
             Outcome.AMBIGUOUS, error=ProviderError(f"Twilio's answer could not be read: {exc}")
         )
     return transport_failure("Twilio", exc, wire, _describe(exc))
 
 
-def _rest_failure_result(exc: Any, wire: Wire) -> SendResult:
-    status = _http_status(exc)
-    error = _provider_error(exc)
-    code = error.code if isinstance(error.code, int) else None
-    outcome = classify(code, status)
-    retry_after = retry_after_for(outcome, wire.retry_after)
-    return SendResult(outcome, error=error, retry_after_seconds=retry_after)
-
-
 def _provider_error(exc: Any) -> ProviderError:
     """Twilio's error as reported; the SDK keeps only parts of the body (no `more_info`)."""
     if isinstance(exc, TwilioServiceException):
-        code = _as_int(exc.code)
+        code = as_int(exc.code)
         return ProviderError(
             message=exc.detail or exc.title,
             code=code,
@@ -265,20 +254,12 @@ def _real_code(exc: Any) -> int | None:
     """The body's Twilio code; the SDK puts the HTTP status there when the body has none."""
     if not isinstance(exc, TwilioRestException | TwilioServiceException):
         return None
-    code = _as_int(exc.code)
+    code = as_int(exc.code)
     return None if code == _http_status(exc) else code
 
 
 def _http_status(exc: BaseException) -> int | None:
-    return _as_int(getattr(exc, "status", None)) if isinstance(exc, TwilioException) else None
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    return as_int(getattr(exc, "status", None)) if isinstance(exc, TwilioException) else None
 
 
 def _credentials_error(exc: BaseException) -> ProviderConfigError:
@@ -329,7 +310,7 @@ def _provider_message(message: Any) -> ProviderMessage:
 
 
 def _message_error(message: Any) -> ProviderError | None:
-    code = _as_int(message.error_code)
+    code = as_int(message.error_code)
     if code is None:
         return None
     return ProviderError(
