@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
 from smsrelay.dispatch.buckets import MemoryBuckets, RedisBuckets
 from smsrelay.dispatch.dispatcher import Dispatcher
-from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer
+from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer, put_back
 from smsrelay.domain.reservations import Terms
 from smsrelay.domain.status import Status
 from smsrelay.services.tenants import create_tenant
@@ -16,6 +17,7 @@ from smsrelay.services.throughput import set_sender_rate
 from smsrelay.store.claims import claim_due
 from smsrelay.store.database import Database
 from tests.integration.world import Clock, World
+from tests.windows import max_in_window
 
 SENDER = "+15005550006"  # a long code: 1 segment per second on a carrier
 
@@ -26,12 +28,18 @@ async def world(db: Database) -> World:
 
 
 def paced(
-    world: World, *, carrier: bool = True, late_by: float = 0.0, **config: float
+    world: World,
+    *,
+    carrier: bool = True,
+    late_by: float = 0.0,
+    late: list[float] | None = None,
+    **config: float,
 ) -> Dispatcher:
-    """A dispatcher whose pacer runs on the world's clock; sleeping moves that clock on."""
+    """A dispatcher whose pacer runs on the world's clock; sleeping moves that clock on, and
+    wakes `late_by` late, or each of `late` in turn and then on time."""
 
     async def sleep(seconds: float) -> None:
-        world.clock.advance(seconds + late_by)
+        world.clock.advance(seconds + (late.pop(0) if late else late_by))
 
     settings = PacingConfig(
         providers={"fake": ProviderSenders(SENDER, paced_by_default=carrier)},
@@ -73,7 +81,27 @@ async def test_a_multi_segment_message_costs_its_segments(world: World) -> None:
     assert [start for _, start in plan.send] == [now, now + 2]
 
 
-async def test_a_send_woken_too_late_for_its_slot_is_released_not_sent(world: World) -> None:
+async def test_a_send_that_misses_its_slot_is_booked_again_in_process_not_put_back(
+    world: World,
+) -> None:
+    outbox_id = await world.submit(body="one")
+    dispatcher = paced(world, late=[0.5], guard_seconds=0.2)
+    assert isinstance(dispatcher.pacer, SenderPacer)
+    start = world.clock.now.timestamp()
+    terms = Terms(1, window=1.2, horizon=1.5)  # another worker took the slot of now
+    await dispatcher.pacer.buckets.book(f"fake|{SENDER}", start, [1], terms)
+    await dispatcher.run_once()
+    await dispatcher.drain()
+    # Its slot (1.2 s) passed while it slept (woke at 1.7 s): it took the next one, 2.4 s.
+    assert len(world.provider.requests) == 1
+    assert world.clock.now.timestamp() - start == pytest.approx(2.4)
+    sent = await world.row(outbox_id)
+    assert sent["status"] == Status.SENT.value and sent["attempt_count"] == 1
+    kinds = await world.kinds(outbox_id)
+    assert "claim_released" not in kinds and "pacing_deferred" not in kinds
+
+
+async def test_a_send_late_for_every_slot_it_is_given_is_released_not_sent(world: World) -> None:
     outbox_id = await world.submit(body="one")
     dispatcher = paced(world, late_by=0.5, guard_seconds=0.2)
     assert isinstance(dispatcher.pacer, SenderPacer)
@@ -81,10 +109,35 @@ async def test_a_send_woken_too_late_for_its_slot_is_released_not_sent(world: Wo
     await dispatcher.pacer.buckets.book(f"fake|{SENDER}", world.clock.now.timestamp(), [1], terms)
     await dispatcher.run_once()
     await dispatcher.drain()
-    assert world.provider.requests == []  # woke 0.5 s after its slot, more than the guard
+    assert world.provider.requests == []  # woke 0.5 s after each slot, more than the guard
     late = await world.row(outbox_id)
     assert late["status"] == Status.PENDING.value and late["attempt_count"] == 0
     assert "claim_released" in await world.kinds(outbox_id)
+
+
+async def test_a_backlog_leaves_evenly_spaced_with_no_second_over_the_rate(world: World) -> None:
+    """Rounds as a dispatcher runs them (claim, book, send on each slot, put the rest back):
+    10 segments/s, guard 0.01 s, horizon 1 s, on the world's clock."""
+    await set_sender_rate(world.db, world.principal.tenant_id, SENDER, 10, None, world.clock.now)
+    for n in range(45):
+        await world.submit(body=f"message {n}")
+    dispatcher = paced(world, guard_seconds=0.01, horizon_seconds=1.0)
+    pacer = dispatcher.pacer
+    assert isinstance(pacer, SenderPacer)
+    sent: list[tuple[float, int]] = []
+    while len(sent) < 45:
+        async with world.db.transaction() as connection:
+            rows = await claim_due(connection, "w1", world.clock.now, timedelta(seconds=60), 20)
+        plan = await pacer.plan(rows)
+        for row, start in plan.send:
+            assert await pacer.wait_turn(row, start) is not None
+            sent.append((world.clock.now.timestamp(), 1))
+        await put_back(world.db, plan.later, "w1", world.clock.now)
+        world.clock.advance(0.001)  # a claim round's own time
+    gaps = [b[0] - a[0] for a, b in pairwise(sent)]
+    assert gaps == pytest.approx([0.101] * 44, abs=1e-5)  # one slot every 1.01 / 10 s
+    assert max_in_window(sent) == 10
+    assert 44 / (sent[-1][0] - sent[0][0]) == pytest.approx(10 / 1.01, rel=1e-4)
 
 
 async def test_a_non_carrier_is_not_paced_without_a_rate(world: World) -> None:

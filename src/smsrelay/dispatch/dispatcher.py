@@ -235,7 +235,8 @@ class Dispatcher:
             await self.drain()
 
     async def _send(self, row: RowMapping, start: float | None = None) -> None:
-        if not await self.pacer.wait_turn(start):  # woke too late for its sender's slot
+        turn = await self.pacer.wait_turn(row, start)  # a missed slot is booked again in process
+        if turn is None:  # no new slot within the horizon
             await self._release(row, "missed its pacing slot")
             return
         if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
@@ -246,7 +247,7 @@ class Dispatcher:
             return
         provider = await self.providers.for_send(row, self.name)
         request = self._request(row)
-        if not self.pacer.on_time(start):  # the slot passed while getting ready
+        if not self.pacer.on_time(turn):  # the slot passed while getting ready
             await self._release(row, "missed its pacing slot")
             return
         started = asyncio.get_running_loop().time()

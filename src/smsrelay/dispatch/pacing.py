@@ -32,6 +32,10 @@ log = get_logger("smsrelay.pacing")
 
 # When the shared pacing state cannot be reached, the round's paced messages wait this long.
 UNAVAILABLE_RETRY_SECONDS = 5.0
+# A send that misses its slot books a new one in process this many times before it is released.
+MAX_REBOOKINGS = 3
+# The learned lead halves every this many seconds without a slower round trip.
+LEAD_HALF_LIFE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,13 @@ class PacingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Turn:
+    """The slot a send goes in: `start` in seconds since the epoch, None when not paced."""
+
+    start: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """Messages to send (each with its start time, None when not paced) and to put back."""
 
@@ -68,9 +79,9 @@ class Plan:
 class Pacer(Protocol):
     async def plan(self, rows: Sequence[RowMapping]) -> Plan: ...
 
-    async def wait_turn(self, start: float | None) -> bool: ...
+    async def wait_turn(self, row: RowMapping, start: float | None) -> Turn | None: ...
 
-    def on_time(self, start: float | None) -> bool: ...
+    def on_time(self, turn: Turn) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -81,10 +92,10 @@ class NoPacing:
     async def plan(self, rows: Sequence[RowMapping]) -> Plan:
         return Plan([(row, None) for row in rows], [])
 
-    async def wait_turn(self, start: float | None) -> bool:
-        return True
+    async def wait_turn(self, row: RowMapping, start: float | None) -> Turn | None:
+        return Turn(None)
 
-    def on_time(self, start: float | None) -> bool:
+    def on_time(self, turn: Turn) -> bool:
         return True
 
     async def close(self) -> None:
@@ -119,6 +130,7 @@ class SenderPacer:
         # Bookings start this far after they are asked for: twice the recent time a round's
         # bookings took, so a slot "now" is not already past when the send is started.
         self._lead = 0.0
+        self._lead_at = 0.0
 
     async def plan(self, rows: Sequence[RowMapping]) -> Plan:
         """Book each paced sender's messages in claim order; unpaced ones go at once."""
@@ -142,19 +154,34 @@ class SenderPacer:
         send = [(row, starts[row["id"]]) for row in rows if row["id"] in starts]
         return Plan(send, later)
 
-    async def wait_turn(self, start: float | None) -> bool:
-        """Sleep until `start`; False when woken too late to keep the window (do not send)."""
+    async def wait_turn(self, row: RowMapping, start: float | None) -> Turn | None:
+        """Sleep until `start`. A send woken too late for its slot books a new one in process
+        (the missed slot is wasted, never reused) and waits again, so the message is neither
+        sent off its slot nor sent back through the outbox; None when no new slot came within
+        the horizon (release the message)."""
         if start is None:
-            return True
-        delay = start - self.clock()
-        if delay > 0:
-            await self.sleep(delay)
-        return self.on_time(start)
+            return Turn(None)
+        for _ in range(MAX_REBOOKINGS + 1):
+            delay = start - self.clock()
+            if delay > 0:
+                await self.sleep(delay)
+            turn = Turn(start)
+            if self.on_time(turn):
+                return turn
+            late = self.clock() - start
+            rebooked = await self._rebook(row)
+            log.info("pacing.slot_missed", late_ms=round(late * 1000), rebooked=bool(rebooked))
+            if rebooked is None:
+                return None
+            start = rebooked
+        return None
 
-    def on_time(self, start: float | None) -> bool:
-        """True while a send booked for `start` may still begin: at most half the guard late
+    def on_time(self, turn: Turn) -> bool:
+        """True while a send booked for `turn` may still begin: at most half the guard late
         (the other half is for the request's trip to the provider)."""
-        return start is None or self.clock() - start <= self.config.guard_seconds / 2
+        if turn.start is None:
+            return True
+        return self.clock() - turn.start <= self.config.guard_seconds / 2
 
     def rate_for(self, tenant_id: str, provider: str, sender: str) -> int | None:
         """Segments per second for `sender` at `provider` for this tenant; None: not paced."""
@@ -202,10 +229,30 @@ class SenderPacer:
         for row, booking in zip(rows, bookings, strict=True):
             self._place(row, booking, now, starts, later)
 
+    async def _rebook(self, row: RowMapping) -> float | None:
+        """A new slot for one message whose slot passed; None when none is within the horizon
+        or the shared state cannot be reached."""
+        paced = self._paced(row)
+        if paced is None:
+            return None
+        asked = self.clock()
+        cost = [max(1, int(row["segments"]))]
+        try:
+            (booking,) = await self.buckets.book(paced.key, asked + self._lead, cost, paced.terms)
+        except Exception as exc:  # Redis or the database away: release, never overrun
+            log.error("pacing.unavailable", error=type(exc).__name__)
+            return None
+        self._learn_lead(self.clock() - asked)
+        return booking.start
+
     def _learn_lead(self, round_trip: float) -> None:
-        """Rise at once with a slow round trip, decay slowly; never past half the horizon."""
-        lead = max(2 * round_trip, 0.9 * self._lead)
-        self._lead = min(lead, self.config.horizon_seconds / 2)
+        """Rise at once with a slow round trip, then halve every LEAD_HALF_LIFE_SECONDS (in
+        time, not rounds: a worker claiming in a tight loop must not forget a slow store in
+        a few milliseconds); never past half the horizon."""
+        now = self.clock()
+        decayed = self._lead * 0.5 ** (max(0.0, now - self._lead_at) / LEAD_HALF_LIFE_SECONDS)
+        self._lead_at = now
+        self._lead = min(max(2 * round_trip, decayed), self.config.horizon_seconds / 2)
 
     def _place(
         self,
@@ -267,6 +314,7 @@ __all__ = [
     "Plan",
     "ProviderSenders",
     "SenderPacer",
+    "Turn",
     "horizon_for",
     "put_back",
 ]
