@@ -14,20 +14,22 @@ from smsrelay.dispatch.dispatcher import DispatchConfig, Dispatcher
 from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer, horizon_for
 from smsrelay.dispatch.retry import RetryPolicy
 from smsrelay.domain import routing, throughput
+from smsrelay.domain.messages import OutboxEntry
 from smsrelay.logs import get_logger
 from smsrelay.providers.base import Provider, ProviderConfigError
 from smsrelay.providers.registry import ProviderSetup, build_provider, configured_providers
 from smsrelay.services.alert_delivery import AlertDelivery, smtp_target
 from smsrelay.services.alerts import AlertNetwork
 from smsrelay.services.balances import debit_messages
-from smsrelay.services.prices import tenant_policy
+from smsrelay.services.prices import TenantPolicies, tenant_policy
 from smsrelay.services.provider_configs import ProviderConfigs
 from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.secrets import SecretBox
-from smsrelay.services.submit import SubmitPolicy
+from smsrelay.services.submit import Submission, SubmitPolicy, write_submissions
 from smsrelay.services.tenants import KeyCache
 from smsrelay.store.database import Database
+from smsrelay.store.group_commit import GroupCommit
 from smsrelay.store.pacing import DatabaseBuckets
 
 log = get_logger("smsrelay.bootstrap")
@@ -51,7 +53,20 @@ class Container:
     alert_network: AlertNetwork | None = None
     alert_loop: AlertLoop | None = None
     key_cache: KeyCache = field(default_factory=KeyCache)
+    # Single sends accepted together are stored in one transaction (store/group_commit.py).
+    submissions: GroupCommit[Submission, OutboxEntry] = field(init=False)
+    # Each tenant's prices and provider accounts, read once every few seconds, not per send.
+    policies: TenantPolicies = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.submissions = GroupCommit(self.db, write_submissions)
+        self.policies = TenantPolicies(self.db)
+        self.provider_configs.changed.append(self.policies.forget)
+
+    async def policy_for(self, tenant_id: str) -> SubmitPolicy:
+        """The submit policy for `tenant_id`'s messages (its terms at most seconds old)."""
+        return await self.policies.policy(self.submit_policy, tenant_id)
 
     @property
     def provider(self) -> Provider:
@@ -118,6 +133,7 @@ class Container:
         self._tasks.append(asyncio.create_task(self.bulk_expander.run()))
 
     async def stop(self) -> None:
+        await self.submissions.close()
         if self.bulk_expander is not None:
             await self.bulk_expander.stop()
         if self.dispatcher is not None:

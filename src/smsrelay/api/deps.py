@@ -15,7 +15,8 @@ from smsrelay.services.tenants import InsufficientScope, KeyPrincipal, authentic
 _bearer = HTTPBearer(auto_error=False, description="An API key from `smsrelay tenants create`")
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async: FastAPI would run a plain function in a thread, a hand-off on every request.
     container: Container = request.app.state.container
     return container
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,12 +13,14 @@ import phonenumbers
 from sqlalchemy.engine import RowMapping
 
 from smsrelay.domain import pricing
+from smsrelay.providers.registry import TENANT_CONFIGS
 from smsrelay.services.errors import InvalidRequest, NotFound
-from smsrelay.services.provider_configs import with_verified_providers
+from smsrelay.services.provider_configs import routed_policy
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
 from smsrelay.store.prices import TenantPriceRepository
+from smsrelay.store.provider_configs import ProviderConfigRepository
 
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,6})?")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
@@ -75,23 +79,74 @@ async def delete_tenant_price(db: Database, tenant_id: str, provider: str, count
         raise NotFound(f"no price override for provider {provider!r} to {country}")
 
 
-async def tenant_price_overrides(
-    db: Database, tenant_id: str
-) -> dict[pricing.PriceKey, pricing.Price]:
-    """The tenant's overrides in the shape `pricing.price_for` takes."""
-    return {
-        (p.provider, p.country): pricing.Price(Decimal(p.per_segment), p.currency, p.source)
-        for p in await list_tenant_prices(db, tenant_id)
-    }
-
-
 async def tenant_policy(db: Database, policy: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
     """`policy` with the tenant's verified providers routed and its prices over the table's."""
-    policy = await with_verified_providers(db, policy, tenant_id)
-    own = await tenant_price_overrides(db, tenant_id)
-    if not own:
-        return policy
-    return replace(policy, price_overrides={**(policy.price_overrides or {}), **own})
+    return (await read_tenant_terms(db, tenant_id)).apply(policy)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantTerms:
+    """What a tenant changes in the submit policy: its verified providers and its own prices."""
+
+    verified: frozenset[str]
+    prices: Mapping[pricing.PriceKey, pricing.Price]
+
+    def apply(self, policy: SubmitPolicy) -> SubmitPolicy:
+        policy = routed_policy(policy, set(self.verified), TENANT_CONFIGS)
+        if not self.prices:
+            return policy
+        return replace(policy, price_overrides={**(policy.price_overrides or {}), **self.prices})
+
+
+async def read_tenant_terms(db: Database, tenant_id: str) -> TenantTerms:
+    """The tenant's terms, in one read transaction."""
+    async with db.reading() as connection:
+        configs = await ProviderConfigRepository(connection).all(tenant_id, verified_only=True)
+        rows = await TenantPriceRepository(connection).all(tenant_id)
+    own = {
+        (row["provider"], row["country"]): pricing.Price(
+            Decimal(row["per_segment"]), row["currency"], row["source"]
+        )
+        for row in rows
+    }
+    return TenantTerms(frozenset(row["provider"] for row in configs), own)
+
+
+# How long a tenant's terms are used without reading them again (see `TenantPolicies`).
+TERMS_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class TenantPolicies:
+    """Each tenant's submit policy with no database read per send: its terms are read at most
+    once every `ttl` seconds.
+
+    A price or provider account changed through this process applies at once (`forget`); one
+    changed through another process (another API process, the CLI) within `ttl` seconds.
+    """
+
+    db: Database
+    ttl: float = TERMS_CACHE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    max_entries: int = 10_000
+    _entries: dict[str, tuple[float, TenantTerms]] = field(default_factory=dict)
+
+    async def policy(self, base: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
+        """`tenant_policy(db, base, tenant_id)`, from terms at most `ttl` seconds old."""
+        found = self._entries.get(tenant_id)
+        if found is None or self.clock() - found[0] >= self.ttl:
+            read_at = self.clock()
+            terms = await read_tenant_terms(self.db, tenant_id)
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[tenant_id] = (read_at, terms)
+        else:
+            terms = found[1]
+        return terms.apply(base)
+
+    def forget(self, tenant_id: str) -> None:
+        """Read the tenant's terms again on its next send (they just changed here)."""
+        self._entries.pop(tenant_id, None)
 
 
 async def record_provider_price(

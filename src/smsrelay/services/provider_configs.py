@@ -269,18 +269,6 @@ class ProviderConfigs:
             listener(tenant_id)
 
 
-async def with_verified_providers(
-    db: Database,
-    policy: SubmitPolicy,
-    tenant_id: str,
-    specs: Mapping[str, TenantConfigSpec] = TENANT_CONFIGS,
-) -> SubmitPolicy:
-    """`policy` with the tenant's verified providers in its routes (platform routes kept)."""
-    async with db.reading() as connection:
-        rows = await ProviderConfigRepository(connection).all(tenant_id, verified_only=True)
-    return routed_policy(policy, {row["provider"] for row in rows}, specs)
-
-
 def routed_policy(
     policy: SubmitPolicy, verified: set[str], specs: Mapping[str, TenantConfigSpec]
 ) -> SubmitPolicy:

@@ -84,7 +84,7 @@ class MessagePlan:
         return pricing.total_cost(self.price, self.segments.segments)
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -93,7 +93,7 @@ async def submit_message(
     policy: SubmitPolicy,
     principal: Principal,
     new: NewMessage,
-    clock: Callable[[], datetime] = _utcnow,
+    clock: Callable[[], datetime] = utcnow,
 ) -> OutboxEntry:
     """Validate and store one message as `pending`; the dispatcher sends it."""
     now = clock()
@@ -141,6 +141,13 @@ async def store_submissions(
     for row in rows:
         metrics.MESSAGES_SUBMITTED.labels(row["status"]).inc()
     return [to_entry(row, history[row["id"]]) for row in stored]
+
+
+async def write_submissions(
+    connection: AsyncConnection, submissions: Sequence[Submission]
+) -> list[OutboxEntry]:
+    """`store_submissions` now: the writer behind the API's group commit of single sends."""
+    return await store_submissions(connection, submissions, utcnow())
 
 
 async def decide_consent(
@@ -336,7 +343,7 @@ async def submit_once(
     render: Callable[[OutboxEntry], dict[str, Any]],
 ) -> idempotency.Answer:
     """`submit_message` under an Idempotency-Key: a repeat replays the first answer."""
-    now = _utcnow()
+    now = utcnow()
     row = build_row(policy, principal, new, now)  # invalid input fails before the key is taken
 
     async def work(connection: AsyncConnection) -> tuple[int, dict[str, Any]]:

@@ -28,7 +28,6 @@ from smsrelay.services.bulk import BulkAccepted, NewBulk, submit_bulk
 from smsrelay.services.bulk_progress import BulkView, cancel_bulk, get_bulk
 from smsrelay.services.bulk_screen import Recipient
 from smsrelay.services.idempotency import fingerprint
-from smsrelay.services.prices import tenant_policy
 
 router = APIRouter(prefix="/api/sms/bulk", tags=["bulk"])
 
@@ -47,7 +46,7 @@ async def send_bulk(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Accept up to 100,000 recipients (or a list) for one message; 202 once stored durably."""
-    policy = await tenant_policy(container.db, container.submit_policy, principal.tenant_id)
+    policy = await container.policy_for(principal.tenant_id)
     answer = await submit_bulk(
         container.db,
         policy,

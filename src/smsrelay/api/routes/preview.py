@@ -8,7 +8,6 @@ from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scop
 from smsrelay.api.preview_schemas import PreviewOut, PreviewRequest, consent_out, preview_out
 from smsrelay.api.routes.sms import ERRORS
 from smsrelay.services.preview import consent_decision, preview_message
-from smsrelay.services.prices import tenant_policy
 from smsrelay.services.submit import NewMessage
 
 router = APIRouter(prefix="/api/sms", tags=["sms"])
@@ -32,7 +31,7 @@ async def preview_sms(
         smart_encoding=body.smart_encoding,
         override_suppression=body.override_suppression,
     )
-    policy = await tenant_policy(container.db, container.submit_policy, principal.tenant_id)
+    policy = await container.policy_for(principal.tenant_id)
     preview = preview_message(policy, new)
     decision = await consent_decision(container.db, principal.tenant_id, preview.to, new)
     return preview_out(preview).model_copy(update={"consent": consent_out(decision)})

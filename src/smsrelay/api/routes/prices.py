@@ -43,6 +43,7 @@ async def put_price(
     saved = await prices.set_tenant_price(
         container.db, principal.tenant_id, given, datetime.now(UTC)
     )
+    container.policies.forget(principal.tenant_id)
     return price_out(saved)
 
 
@@ -57,4 +58,5 @@ async def delete_price(
 ) -> Response:
     """Remove an override; the shipped price applies again."""
     await prices.delete_tenant_price(container.db, principal.tenant_id, provider, country)
+    container.policies.forget(principal.tenant_id)
     return Response(status_code=204)

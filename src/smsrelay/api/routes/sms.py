@@ -27,9 +27,8 @@ from smsrelay.domain.messages import OutboxEntry
 from smsrelay.domain.status import Status
 from smsrelay.services.idempotency import Answer, fingerprint
 from smsrelay.services.outbox_queries import get_entry, list_entries
-from smsrelay.services.prices import tenant_policy
 from smsrelay.services.resend import resend_message
-from smsrelay.services.submit import NewMessage, submit_message, submit_once
+from smsrelay.services.submit import NewMessage, Submission, build_row, submit_once, utcnow
 from smsrelay.store.outbox import OutboxFilter
 
 router = APIRouter(prefix="/api/sms", tags=["sms"])
@@ -68,9 +67,10 @@ async def send_sms(
         smart_encoding=body.smart_encoding,
         override_suppression=body.override_suppression,
     )
-    policy = await tenant_policy(container.db, container.submit_policy, principal.tenant_id)
+    policy = await container.policy_for(principal.tenant_id)
     if idempotency_key is None:
-        entry = await submit_message(container.db, policy, principal, new)
+        row = build_row(policy, principal, new, utcnow())
+        entry = await container.submissions.submit(Submission(row, new.override_suppression))
         answer = Answer(202, _render(entry), replayed=False)
     else:
         answer = await submit_once(

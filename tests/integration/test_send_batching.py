@@ -1,0 +1,119 @@
+"""Single sends that arrive together are stored in one transaction, each with its own answer;
+a tenant's prices and provider accounts are read once every few seconds, not per send."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from smsrelay.services import prices
+from tests.integration.conftest import Api
+
+SUPPRESSED = "+14155550123"
+
+
+def _numbers(count: int) -> list[str]:
+    return [f"+1415555{1000 + i:04d}" for i in range(count)]
+
+
+async def _sends(api: Api, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    answers = await asyncio.gather(*(api.send(**body) for body in bodies))
+    assert [a.status_code for a in answers] == [202] * len(bodies), [a.text for a in answers]
+    return [a.json() for a in answers]
+
+
+async def test_concurrent_sends_share_transactions_and_each_answer_is_its_own(api: Api) -> None:
+    numbers = _numbers(40)
+    before = api.container.submissions.batches
+    entries = await _sends(api, [{"to": n, "message": f"Code {n[-4:]}"} for n in numbers])
+    batches = api.container.submissions.batches - before
+    assert batches < len(numbers) // 2, f"{batches} transactions for {len(numbers)} sends"
+    assert [e["recipientPhoneNumber"] for e in entries] == numbers
+    assert [e["message"] for e in entries] == [f"Code {n[-4:]}" for n in numbers]
+    assert len({e["outboxId"] for e in entries}) == len(numbers)
+    for entry in entries[:5]:  # each 202 is what the outbox now holds, history included
+        stored = await api.client.get(f"/api/sms/outbox/{entry['outboxId']}", headers=api.auth())
+        assert stored.json() == entry
+
+
+async def test_a_suppressed_recipient_in_a_batch_is_blocked_alone(api: Api) -> None:
+    suppressed = await api.client.post(
+        "/api/suppressions", json={"phone": SUPPRESSED, "reason": "manual"}, headers=api.auth()
+    )
+    assert suppressed.status_code in (200, 201), suppressed.text
+    numbers = [*_numbers(5), SUPPRESSED, *_numbers(10)[5:]]
+    entries = await _sends(api, [{"to": n, "message": "Your order shipped"} for n in numbers])
+    by_number = {e["recipientPhoneNumber"]: e for e in entries}
+    blocked = by_number.pop(SUPPRESSED)
+    assert blocked["status"] == "suppressed" and blocked["totalCost"] == "0"
+    assert [e["kind"] for e in blocked["events"]] == ["created", "consent_blocked"]
+    assert {e["status"] for e in by_number.values()} == {"pending"}
+    assert all([e["kind"] for e in entry["events"]] == ["created"] for entry in by_number.values())
+
+
+async def test_an_override_in_a_batch_applies_to_its_own_message_only(api: Api) -> None:
+    await api.client.post(
+        "/api/suppressions", json={"phone": SUPPRESSED, "reason": "manual"}, headers=api.auth()
+    )
+    plain = {"to": SUPPRESSED, "message": "Your code is 1234"}
+    entries = await _sends(api, [plain, {**plain, "overrideSuppression": True}, plain])
+    assert [e["status"] for e in entries] == ["suppressed", "pending", "suppressed"]
+    assert "consent_override" in [e["kind"] for e in entries[1]["events"]]
+
+
+async def test_an_invalid_send_among_valid_ones_is_refused_alone(api: Api) -> None:
+    bodies = [{"to": n, "message": "Hello"} for n in _numbers(6)]
+    bodies[3] = {"to": "+1 not a number", "message": "Hello"}
+    answers = await asyncio.gather(*(api.send(**body) for body in bodies))
+    assert [a.status_code for a in answers] == [202, 202, 202, 422, 202, 202]
+    assert "to" in answers[3].json()["error"]["message"]
+
+
+# -- the tenant's terms, cached --------------------------------------------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _price(api: Api, per_segment: str) -> None:
+    body = {"perSegment": per_segment, "currency": "USD"}
+    answer = await api.client.put("/api/prices/twilio/US", json=body, headers=api.auth())
+    assert answer.status_code == 200, answer.text
+
+
+async def _cost_per_unit(api: Api) -> str:
+    answer = await api.send(to="+14155550100", message="Hello")
+    assert answer.status_code == 202, answer.text
+    value: str = answer.json()["costPerUnit"]
+    return value
+
+
+async def test_a_price_set_through_this_process_applies_to_the_very_next_send(api: Api) -> None:
+    api.container.policies.clock = Ticks()  # the cache never expires on its own here
+    shipped = await _cost_per_unit(api)
+    await _price(api, "0.05")
+    assert await _cost_per_unit(api) == "0.05" != shipped
+    removed = await api.client.delete("/api/prices/twilio/US", headers=api.auth())
+    assert removed.status_code == 204
+    assert await _cost_per_unit(api) == shipped
+
+
+async def test_a_price_set_by_another_process_applies_once_the_terms_are_read_again(
+    api: Api,
+) -> None:
+    ticks = Ticks()
+    api.container.policies.clock = ticks
+    shipped = await _cost_per_unit(api)
+    given = prices.PriceInput("twilio", "US", "0.07", "USD")  # as the CLI or another API would
+    await prices.set_tenant_price(api.container.db, api.tenant_id, given, datetime.now(UTC))
+    assert await _cost_per_unit(api) == shipped
+    ticks.now += prices.TERMS_CACHE_SECONDS
+    assert await _cost_per_unit(api) == "0.07"
