@@ -21,6 +21,7 @@ from smsrelay.providers.registry import ProviderSetup, build_provider, configure
 from smsrelay.services.alert_delivery import AlertDelivery, smtp_target
 from smsrelay.services.alerts import AlertNetwork
 from smsrelay.services.balances import debit_messages
+from smsrelay.services.delivery import StatusUpdate, status_update_group
 from smsrelay.services.prices import TenantPolicies, tenant_policy
 from smsrelay.services.provider_configs import ProviderConfigs
 from smsrelay.services.provider_pool import ProviderPool
@@ -55,12 +56,15 @@ class Container:
     key_cache: KeyCache = field(default_factory=KeyCache)
     # Single sends accepted together are stored in one transaction (store/group_commit.py).
     submissions: GroupCommit[Submission, OutboxEntry] = field(init=False)
+    # Status callbacks that arrive together are applied in one transaction (services/delivery.py).
+    status_updates: GroupCommit[StatusUpdate, str] = field(init=False)
     # Each tenant's prices and provider accounts, read once every few seconds, not per send.
     policies: TenantPolicies = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.submissions = GroupCommit(self.db, write_submissions)
+        self.status_updates = status_update_group(self.db)
         self.policies = TenantPolicies(self.db)
         self.provider_configs.changed.append(self.policies.forget)
 
@@ -134,6 +138,7 @@ class Container:
 
     async def stop(self) -> None:
         await self.submissions.close()
+        await self.status_updates.close()
         if self.bulk_expander is not None:
             await self.bulk_expander.stop()
         if self.dispatcher is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,9 @@ from smsrelay import metrics
 from smsrelay.domain.status import Status, moves_forward
 from smsrelay.providers.base import ProviderError, SendResult
 from smsrelay.store.database import Database
+from smsrelay.store.group_commit import GroupCommit
 from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.outbox_batch import OutboxBatch
 from smsrelay.store.tables import unmatched_callbacks
 
 
@@ -32,7 +35,7 @@ class MessageScope:
     tenant_ids: frozenset[str] = frozenset()
     provider: str | None = None
 
-    def admits(self, row: RowMapping) -> bool:
+    def admits(self, row: Mapping[str, Any]) -> bool:
         if row["provider_config_id"] is None:
             return self.platform
         return row["tenant_id"] in self.tenant_ids and row["provider"] == self.provider
@@ -71,56 +74,113 @@ def error_columns(error: ProviderError | None) -> dict[str, Any]:
 
 
 async def apply_status_update(db: Database, update: StatusUpdate) -> str:
-    """Apply an update if it moves forward: applied|ignored|stale|duplicate|unmatched."""
+    """Apply an update if it moves forward: applied|ignored|stale|duplicate|unmatched|foreign."""
     async with db.transaction() as connection:
-        outbox = OutboxRepository(connection)
-        row = await _find_message(outbox, update)
-        if row is not None and update.scope is not None and not update.scope.admits(row):
-            result = "foreign"  # signed by an account that did not send it: never applied
-        elif row is None:
-            await _park_unmatched(connection, update)
-            result = "unmatched"
-        else:
-            result = await _apply_to_row(outbox, row, update)
+        (result,) = await write_status_updates(connection, [update])
     metrics.STATUS_UPDATES.labels(result).inc()
     return result
 
 
-async def _find_message(outbox: OutboxRepository, update: StatusUpdate) -> RowMapping | None:
-    if update.outbox_id:
-        row = await outbox.get_row(update.outbox_id)
-        known = row["provider_message_id"] if row else None
-        if row is not None and known in (None, update.provider_message_id):
-            return row
-    return await outbox.get_by_provider_id(update.provider_message_id)
+def status_update_group(db: Database, *, max_batch: int = 256) -> GroupCommit[StatusUpdate, str]:
+    """Where concurrent webhooks' updates queue to be applied a batch per transaction."""
+    return GroupCommit(db, write_status_updates, max_batch=max_batch)
 
 
-async def _apply_to_row(outbox: OutboxRepository, row: RowMapping, update: StatusUpdate) -> str:
-    """Record the update once in the history; change the status only when it moves forward.
+async def submit_status_update(group: GroupCommit[StatusUpdate, str], update: StatusUpdate) -> str:
+    """`apply_status_update` in `group`'s next batch; the result once that batch committed."""
+    result = await group.submit(update)
+    metrics.STATUS_UPDATES.labels(result).inc()
+    return result
 
-    An update that is not applied is recorded with `toStatus` null and the reason, so the
-    history never shows a transition that did not happen.
+
+async def write_status_updates(
+    connection: AsyncConnection, updates: Sequence[StatusUpdate]
+) -> list[str]:
+    """Apply `updates` in the caller's transaction, in order; one result for each.
+
+    The messages and the dedupe keys they have seen are read in two queries, the events
+    written in one and the messages in one per set of columns changed. Each update sees the
+    ones before it in the batch: a second callback for a message is judged on the first's
+    outcome, and a repeated dedupe key is a duplicate, as if they had come one by one.
     """
-    current = Status(row["status"])
-    outcome = await _outcome(outbox, row, current, update)
+    batch = OutboxBatch(connection)
+    rows = await batch.rows_for(
+        {u.outbox_id for u in updates if u.outbox_id}, {u.provider_message_id for u in updates}
+    )
+    seen = await batch.seen_dedupe_keys(
+        {row["id"] for row in rows}, {u.dedupe_key for u in updates}
+    )
+    pending = _PendingWrites(rows, seen)
+    outbox = OutboxRepository(connection)
+    results = [await pending.apply(outbox, update) for update in updates]
+    await batch.add_events(pending.events)
+    await batch.update_each(pending.changes)
+    for update in pending.unmatched:
+        await _park_unmatched(connection, update)
+    return results
+
+
+class _PendingWrites:
+    """A batch's messages as its updates leave them, and the writes that will record that."""
+
+    def __init__(self, rows: Sequence[RowMapping], seen: set[tuple[str, str]]) -> None:
+        self.by_id: dict[str, dict[str, Any]] = {row["id"]: dict(row) for row in rows}
+        self.by_sid: dict[str, dict[str, Any]] = {}
+        for message in self.by_id.values():
+            if message["provider_message_id"] is not None:
+                self.by_sid.setdefault(message["provider_message_id"], message)
+        self.seen = seen
+        self.events: list[dict[str, Any]] = []
+        self.changes: dict[str, dict[str, Any]] = {}
+        self.unmatched: list[StatusUpdate] = []
+
+    def find(self, update: StatusUpdate) -> dict[str, Any] | None:
+        """The message by `outboxId` when its provider id agrees, else by provider id."""
+        if update.outbox_id:
+            message = self.by_id.get(update.outbox_id)
+            if message is not None and message["provider_message_id"] in (
+                None,
+                update.provider_message_id,
+            ):
+                return message
+        return self.by_sid.get(update.provider_message_id)
+
+    async def apply(self, outbox: OutboxRepository, update: StatusUpdate) -> str:
+        message = self.find(update)
+        if message is None:
+            self.unmatched.append(update)
+            return "unmatched"
+        if update.scope is not None and not update.scope.admits(message):
+            return "foreign"  # signed by an account that did not send it: never applied
+        if (message["id"], update.dedupe_key) in self.seen:
+            return "duplicate"
+        self.seen.add((message["id"], update.dedupe_key))
+        outcome = await _outcome(outbox, message, update)
+        self.events.append(_event_values(message, update, outcome))
+        if outcome == "applied":
+            values = _status_values(message, update)
+            message.update(values)
+            self.changes.setdefault(message["id"], {}).update(values)
+            self.by_sid.setdefault(message["provider_message_id"], message)
+        return outcome
+
+
+def _event_values(message: Mapping[str, Any], update: StatusUpdate, outcome: str) -> dict[str, Any]:
+    """The history's record of an update; one not applied has `toStatus` null and the reason,
+    so the history never shows a transition that did not happen."""
     applied = outcome == "applied"
     data = {"providerStatus": update.provider_status, **_error_data(update.error)}
     if not applied:
         data["ignored"] = _IGNORED_REASONS[outcome]
-    fresh = await outbox.add_event(
-        row["id"],
-        "provider_status",
-        update.received_at,
-        from_status=current.value,
-        to_status=update.status.value if applied else None,
-        data=data,
-        dedupe_key=update.dedupe_key,
-    )
-    if not fresh:
-        return "duplicate"
-    if applied:
-        await outbox.update(row["id"], **_status_values(row, update))
-    return outcome
+    return {
+        "message_id": message["id"],
+        "kind": "provider_status",
+        "created_at": update.received_at,
+        "from_status": message["status"],
+        "to_status": update.status.value if applied else None,
+        "data": data,
+        "dedupe_key": update.dedupe_key,
+    }
 
 
 _IGNORED_REASONS = {
@@ -130,28 +190,30 @@ _IGNORED_REASONS = {
 
 
 async def _outcome(
-    outbox: OutboxRepository, row: RowMapping, current: Status, update: StatusUpdate
+    outbox: OutboxRepository, message: Mapping[str, Any], update: StatusUpdate
 ) -> str:
-    if not moves_forward(current, update.status):
+    if not moves_forward(Status(message["status"]), update.status):
         return "ignored"
-    if not await _about_current_attempt(outbox, row, update.provider_message_id):
+    if not await _about_current_attempt(outbox, message, update.provider_message_id):
         return "stale"
     return "applied"
 
 
-async def _about_current_attempt(outbox: OutboxRepository, row: RowMapping, sid: str) -> bool:
+async def _about_current_attempt(
+    outbox: OutboxRepository, message: Mapping[str, Any], sid: str
+) -> bool:
     """True when `sid` is the message's current send (not one replaced by a resend)."""
-    if row["provider_message_id"] is not None:
-        return bool(row["provider_message_id"] == sid)
-    if row["status"] != Status.SENDING.value:
+    if message["provider_message_id"] is not None:
+        return bool(message["provider_message_id"] == sid)
+    if message["status"] != Status.SENDING.value:
         return False
-    if not row["resend_count"]:
+    if not message["resend_count"]:
         return True
-    earlier = {e.data.get("previousMessageId") for e in await outbox.events(row["id"])}
+    earlier = {e.data.get("previousMessageId") for e in await outbox.events(message["id"])}
     return sid not in earlier
 
 
-def _status_values(row: RowMapping, update: StatusUpdate) -> dict[str, Any]:
+def _status_values(row: Mapping[str, Any], update: StatusUpdate) -> dict[str, Any]:
     values: dict[str, Any] = {
         "status": update.status.value,
         "updated_at": update.received_at,
@@ -209,7 +271,8 @@ async def has_parked_updates(connection: AsyncConnection, provider_message_id: s
 
 
 async def apply_parked_updates(db: Database, provider_message_id: str) -> int:
-    """Apply callbacks that arrived before the provider id was recorded; returns how many."""
+    """Apply callbacks that arrived before the provider id was recorded, in the transaction
+    that takes them off the shelf; returns how many."""
     async with db.transaction() as connection:
         rows = (
             (
@@ -227,8 +290,9 @@ async def apply_parked_updates(db: Database, provider_message_id: str) -> int:
                 unmatched_callbacks.c.provider_message_id == provider_message_id
             )
         )
-    for parked in rows:
-        await apply_status_update(db, _parked_update(parked))
+        results = await write_status_updates(connection, [_parked_update(p) for p in rows])
+    for result in results:
+        metrics.STATUS_UPDATES.labels(result).inc()
     return len(rows)
 
 

@@ -15,7 +15,7 @@ from smsrelay.logs import get_logger
 from smsrelay.providers.base import ProviderError
 from smsrelay.providers.twilio.signature import is_valid_signature
 from smsrelay.providers.twilio.statuses import our_status
-from smsrelay.services.delivery import MessageScope, StatusUpdate, apply_status_update
+from smsrelay.services.delivery import MessageScope, StatusUpdate, submit_status_update
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 log = get_logger("smsrelay.webhooks")
@@ -44,7 +44,7 @@ async def twilio_status(request: Request, container: ContainerDep) -> Response:
         return error_response(
             422, "invalid_request", "MessageSid and a known outbound MessageStatus are required"
         )
-    result = await apply_status_update(container.db, update)
+    result = await submit_status_update(container.status_updates, update)
     log.info(
         "webhook.status_received",
         outcome=result,
