@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from smsrelay.store.thread_writer import ThreadWriter
+
+Result = TypeVar("Result")
 MIGRATIONS = Path(__file__).with_name("migrations")
 _READ_ONLY = "smsrelay_read_only"
 
@@ -50,13 +53,15 @@ class Database:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = self._create_engine(pool_size)
+        self._path = path
+        self._thread_writer: ThreadWriter | None = None
 
     def _create_engine(self, pool_size: int) -> AsyncEngine:
         if self.is_sqlite:
             engine = create_async_engine(
                 async_url(self.url), connect_args={"timeout": 30}, pool_size=pool_size
             )
-            _serialise_sqlite_writers(engine)
+            _serialise_sqlite_writers(engine.sync_engine)
             return engine
         return create_async_engine(
             async_url(self.url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
@@ -72,6 +77,20 @@ class Database:
         async with self._writer, self.engine.begin() as connection:
             yield connection
 
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[Result]]) -> Result:
+        """`work(connection)` in one write transaction, for a batch of many statements.
+
+        On a SQLite file the whole transaction runs on a writer thread of its own, one hand-off
+        in all (store/thread_writer.py): `work` may await nothing but the connection.
+        """
+        if self._writer is None or self._path is None:
+            async with self.transaction() as connection:
+                return await work(connection)
+        if self._thread_writer is None:
+            self._thread_writer = ThreadWriter(f"sqlite:///{self._path}", _serialise_sqlite_writers)
+        async with self._writer:
+            return await self._thread_writer.run(work)
+
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction: on SQLite it takes no write lock and waits for no writer."""
@@ -86,6 +105,9 @@ class Database:
             await connection.run_sync(_upgrade_to_head)
 
     async def dispose(self) -> None:
+        if self._thread_writer is not None:
+            await asyncio.to_thread(self._thread_writer.dispose)
+            self._thread_writer = None
         await self.engine.dispose()
 
 
@@ -96,10 +118,10 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+def _serialise_sqlite_writers(engine: Engine) -> None:
     """WAL, a busy timeout and BEGIN IMMEDIATE: writers queue instead of failing with BUSY."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -109,7 +131,7 @@ def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,8 +73,7 @@ class GroupCommit(Generic[Item, Result]):
     async def _write(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         items = [item for item, _ in batch]
         try:
-            async with self.db.transaction() as connection:
-                results = await self.write_many(connection, items)
+            results = await self.db.write(partial(self._write_items, items))
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc=exc)
@@ -84,11 +84,15 @@ class GroupCommit(Generic[Item, Result]):
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result)
 
+    async def _write_items(
+        self, items: Sequence[Item], connection: AsyncConnection
+    ) -> Sequence[Result]:
+        return await self.write_many(connection, items)
+
     async def _write_one_by_one(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         for item, future in batch:
             try:
-                async with self.db.transaction() as connection:
-                    (result,) = await self.write_many(connection, [item])
+                (result,) = await self.db.write(partial(self._write_items, [item]))
             except Exception as exc:
                 _settle(future, exc=exc)
             else:
