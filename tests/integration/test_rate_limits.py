@@ -16,6 +16,8 @@ from structlog.testing import capture_logs
 from smsrelay.api.app import create_app
 from smsrelay.bootstrap import bootstrap
 from smsrelay.config import SettingsError, load_settings
+from smsrelay.services.errors import RateLimited
+from smsrelay.services.ratelimit import RateLimiter
 from smsrelay.services.tenants import create_key, create_tenant
 from smsrelay.store.database import Database
 
@@ -155,3 +157,21 @@ async def test_an_unreachable_redis_lets_requests_through(
             assert (await _get(client, tenant.api_key)).status_code == 200
     outages = [e for e in events if e["event"] == "ratelimit.storage_unavailable"]
     assert len(outages) == 2 and outages[0]["scope"] == "api-key"
+
+
+@pytest.mark.parametrize("redis_url", [None, REDIS_URL])
+async def test_a_limit_above_a_thousand_still_refuses_the_first_request_over_it(
+    redis_url: str | None, shared_redis: redis.Redis
+) -> None:
+    """Counted in O(1) per request (a sliding-window counter), yet exact within a window."""
+    limiter = RateLimiter("2500/hour", redis_url)
+    try:
+        for _ in range(2500):
+            await limiter.check("api-key", "key_big")
+        with pytest.raises(RateLimited) as refused:
+            await limiter.check("api-key", "key_big")
+        assert "2500 per 1 hour" in refused.value.message
+        assert 1 <= refused.value.retry_after <= 3600
+        await limiter.check("api-key", "another_key")  # counted per key
+    finally:
+        await limiter.close()

@@ -7,7 +7,11 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from smsrelay.services import prices
+from smsrelay.store.database import Database
+from smsrelay.store.tenants import TenantRepository
 from tests.integration.conftest import Api
 
 SUPPRESSED = "+14155550123"
@@ -117,3 +121,26 @@ async def test_a_price_set_by_another_process_applies_once_the_terms_are_read_ag
     assert await _cost_per_unit(api) == shipped
     ticks.now += prices.TERMS_CACHE_SECONDS
     assert await _cost_per_unit(api) == "0.07"
+
+
+async def test_sends_that_miss_the_cache_together_read_the_terms_and_the_key_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    read_terms = prices.read_tenant_terms
+
+    async def counted_terms(db: Database, tenant_id: str) -> prices.TenantTerms:
+        reads.append("terms")
+        return await read_terms(db, tenant_id)
+
+    key_by_prefix = TenantRepository.key_by_prefix
+
+    async def counted_key(repository: TenantRepository, prefix: str) -> Any:
+        reads.append("key")
+        return await key_by_prefix(repository, prefix)
+
+    monkeypatch.setattr(prices, "read_tenant_terms", counted_terms)
+    monkeypatch.setattr(TenantRepository, "key_by_prefix", counted_key)
+    api.container.policies.forget(api.tenant_id)
+    await _sends(api, [{"to": n, "message": "Hello"} for n in _numbers(30)])
+    assert sorted(reads) == ["key", "terms"]

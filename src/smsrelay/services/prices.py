@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 import phonenumbers
 from sqlalchemy.engine import RowMapping
@@ -16,6 +17,7 @@ from smsrelay.domain import pricing
 from smsrelay.providers.registry import TENANT_CONFIGS
 from smsrelay.services.errors import InvalidRequest, NotFound
 from smsrelay.services.provider_configs import routed_policy
+from smsrelay.services.single_flight import SingleFlight
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
@@ -130,23 +132,29 @@ class TenantPolicies:
     clock: Callable[[], float] = time.monotonic
     max_entries: int = 10_000
     _entries: dict[str, tuple[float, TenantTerms]] = field(default_factory=dict)
+    _flights: SingleFlight[str, TenantTerms] = field(default_factory=SingleFlight)
 
     async def policy(self, base: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
         """`tenant_policy(db, base, tenant_id)`, from terms at most `ttl` seconds old."""
         found = self._entries.get(tenant_id)
         if found is None or self.clock() - found[0] >= self.ttl:
-            read_at = self.clock()
-            terms = await read_tenant_terms(self.db, tenant_id)
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[tenant_id] = (read_at, terms)
+            terms = await self._flights.run(tenant_id, partial(self._read, tenant_id))
         else:
             terms = found[1]
         return terms.apply(base)
 
+    async def _read(self, tenant_id: str) -> TenantTerms:
+        read_at = self.clock()
+        terms = await read_tenant_terms(self.db, tenant_id)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[tenant_id] = (read_at, terms)
+        return terms
+
     def forget(self, tenant_id: str) -> None:
         """Read the tenant's terms again on its next send (they just changed here)."""
         self._entries.pop(tenant_id, None)
+        self._flights.forget(tenant_id)
 
 
 async def record_provider_price(

@@ -8,7 +8,7 @@ from typing import Any
 
 import limits
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
@@ -19,16 +19,28 @@ from smsrelay.services.errors import RateLimited
 log = get_logger("smsrelay.ratelimit")
 # A slow or absent Redis must not hold requests up for long.
 REDIS_TIMEOUT_SECONDS = 1.0
+# A moving window keeps one timestamp per request it holds, and each request costs time in
+# proportion to them; above this many per window a sliding-window counter (two counts per key,
+# the previous window's weighted by how much of it still overlaps) keeps every request O(1).
+MOVING_WINDOW_MAX = 1000
 
 
 class RateLimiter:
-    """A moving-window limit such as `3/5minute`, shared across processes when Redis is used."""
+    """A limit such as `3/5minute`, shared across processes when Redis is used.
+
+    Exact (a moving window) up to `MOVING_WINDOW_MAX` requests per window; a sliding-window
+    counter above that.
+    """
 
     def __init__(self, rule: str, storage_url: str | None = None) -> None:
         self.rule = limits.parse(rule)
         self._pool = _redis_pool(storage_url) if storage_url else None
         storage = _shared(storage_url, self._pool) if storage_url else MemoryStorage()
-        self.limiter = MovingWindowRateLimiter(storage)
+        self.limiter: MovingWindowRateLimiter | SlidingWindowCounterRateLimiter
+        if self.rule.amount <= MOVING_WINDOW_MAX:
+            self.limiter = MovingWindowRateLimiter(storage)
+        else:
+            self.limiter = SlidingWindowCounterRateLimiter(storage)
 
     async def close(self) -> None:
         """Close the connections to the shared storage, if any."""

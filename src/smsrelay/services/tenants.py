@@ -11,12 +11,14 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Literal
 
 from sqlalchemy.engine import RowMapping
 
 from smsrelay.domain.ids import new_id
 from smsrelay.services.errors import InvalidRequest, NotAuthenticated, NotFound, ServiceError
+from smsrelay.services.single_flight import SingleFlight
 from smsrelay.services.submit import Principal
 from smsrelay.store.database import Database
 from smsrelay.store.tenants import NewKey, TenantRepository
@@ -66,6 +68,7 @@ class KeyCache:
     clock: Callable[[], float] = time.monotonic
     max_entries: int = 10_000
     _entries: dict[str, tuple[float, KeyPrincipal, datetime | None]] = field(default_factory=dict)
+    flights: SingleFlight[str, KeyPrincipal] = field(default_factory=SingleFlight)
 
     def get(self, key_hash: str, now: datetime) -> KeyPrincipal | None:
         found = self._entries.get(key_hash)
@@ -282,11 +285,20 @@ async def authenticate(
         raise NotAuthenticated("unknown API key")
     now = datetime.now(UTC)
     key_hash = hash_key(raw_key)
-    cached = cache.get(key_hash, now) if cache is not None else None
+    if cache is None:
+        return await _look_up(db, parts[1], key_hash, now, None)
+    cached = cache.get(key_hash, now)
     if cached is not None:
         return cached
+    # One read for all the requests that missed together.
+    return await cache.flights.run(key_hash, partial(_look_up, db, parts[1], key_hash, now, cache))
+
+
+async def _look_up(
+    db: Database, prefix: str, key_hash: str, now: datetime, cache: KeyCache | None
+) -> KeyPrincipal:
     async with db.reading() as connection:
-        row = await TenantRepository(connection).key_by_prefix(parts[1])
+        row = await TenantRepository(connection).key_by_prefix(prefix)
     principal = _usable_key(row, key_hash, now)
     assert row is not None
     if _stale(row["last_used_at"], now):
