@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -58,7 +59,7 @@ class LoggedFleet(Fleet):
 
 
 async def run(database_url: str, args: argparse.Namespace) -> dict[str, object]:
-    simulator = SimulatorServer(SimulatorConfig(step_delay=0.05))
+    simulator = SimulatorServer(SimulatorConfig(step_delay=args.status_delay))
     await simulator.start()
     db = Database(database_url)
     await db.migrate()
@@ -84,7 +85,10 @@ async def run(database_url: str, args: argparse.Namespace) -> dict[str, object]:
             await simulator.stop()
             await db.dispose()
         worker_log.seek(0)
-        misses = _misses(worker_log.read().decode(errors="replace"))
+        lines = worker_log.read().decode(errors="replace")
+        if args.dump:
+            Path(args.dump).with_suffix(".workers.log").write_text(lines)
+        misses = _misses(lines)
     return _figures(simulator, args, count) | events | misses
 
 
@@ -136,17 +140,17 @@ def _accepted_bodies(simulator: SimulatorServer) -> Counter[str]:
 
 
 def _misses(log: str) -> dict[str, object]:
-    """Slots missed (the send woke more than half the guard late), from the workers' logs."""
-    late = []
-    for line in log.splitlines():
-        if '"pacing.slot_missed"' in line:
-            late.append(int(json.loads(line).get("late_ms", 0)))
-    late.sort()
+    """Slots missed (the send started more than half the guard late), from the workers' logs
+    (two processes append to one file: their lines may run together, so no line is parsed)."""
+    late = sorted(int(ms) for ms in _MISSED.findall(log))
     return {
         "slots_missed": len(late),
         "missed_late_ms_median": late[len(late) // 2] if late else None,
         "missed_late_ms_max": late[-1] if late else None,
     }
+
+
+_MISSED = re.compile(r'"late_ms": (\d+)[^{}]*"event": "pacing\.slot_missed"')
 
 
 async def _event_counts(db: Database) -> dict[str, object]:
@@ -197,7 +201,16 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16, help="sends in flight per worker")
     parser.add_argument("--guard", type=float, default=0.01, help="SMSRELAY_PACING_GUARD_SECONDS")
-    parser.add_argument("--dump", help="write the simulator's arrival times here, one a line")
+    parser.add_argument(
+        "--status-delay",
+        type=float,
+        default=0.05,
+        help="seconds between the simulator's status callbacks (longer than the run: none)",
+    )
+    parser.add_argument(
+        "--dump",
+        help="write the simulator's arrival times here, one a line (and the workers' logs beside)",
+    )
     parser.add_argument("--redis", action="store_true", help="share the pacing state in Redis")
     parser.add_argument(
         "--database", default="sqlite", help="sqlite, or a PostgreSQL server URL (a db is made)"

@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -168,9 +168,7 @@ class SenderPacer:
             turn = Turn(start)
             if self.on_time(turn):
                 return turn
-            late = self.clock() - start
             rebooked = await self._rebook(row)
-            log.info("pacing.slot_missed", late_ms=round(late * 1000), rebooked=bool(rebooked))
             if rebooked is None:
                 return None
             start = rebooked
@@ -178,10 +176,14 @@ class SenderPacer:
 
     def on_time(self, turn: Turn) -> bool:
         """True while a send booked for `turn` may still begin: at most half the guard late
-        (the other half is for the request's trip to the provider)."""
+        (the other half is for the request's trip to the provider). A miss is logged."""
         if turn.start is None:
             return True
-        return self.clock() - turn.start <= self.config.guard_seconds / 2
+        late = self.clock() - turn.start
+        if late <= self.config.guard_seconds / 2:
+            return True
+        log.info("pacing.slot_missed", late_ms=round(late * 1000))
+        return False
 
     def rate_for(self, tenant_id: str, provider: str, sender: str) -> int | None:
         """Segments per second for `sender` at `provider` for this tenant; None: not paced."""
@@ -230,15 +232,17 @@ class SenderPacer:
             self._place(row, booking, now, starts, later)
 
     async def _rebook(self, row: RowMapping) -> float | None:
-        """A new slot for one message whose slot passed; None when none is within the horizon
-        or the shared state cannot be reached."""
+        """A new slot for one message whose slot passed, within twice the horizon (a busy
+        sender is booked a whole horizon ahead, and the message has already waited its turn
+        once); None when there is none or the shared state cannot be reached."""
         paced = self._paced(row)
         if paced is None:
             return None
         asked = self.clock()
         cost = [max(1, int(row["segments"]))]
+        terms = replace(paced.terms, horizon=2 * paced.terms.horizon)
         try:
-            (booking,) = await self.buckets.book(paced.key, asked + self._lead, cost, paced.terms)
+            (booking,) = await self.buckets.book(paced.key, asked + self._lead, cost, terms)
         except Exception as exc:  # Redis or the database away: release, never overrun
             log.error("pacing.unavailable", error=type(exc).__name__)
             return None
