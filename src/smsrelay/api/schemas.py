@@ -172,7 +172,8 @@ def _code(code: str | None) -> int | str | None:
 
 def entry_out(entry: OutboxEntry, with_events: bool = False) -> OutboxEntryOut:
     error = entry.error
-    return OutboxEntryOut(
+    # Built from stored rows, already checked on the way in: construct, don't validate again.
+    return OutboxEntryOut.model_construct(
         outbox_id=entry.outbox_id,
         tenant_id=entry.tenant_id,
         user_id=entry.user_id,
@@ -188,7 +189,7 @@ def entry_out(entry: OutboxEntry, with_events: bool = False) -> OutboxEntryOut:
         total_cost=entry.total_cost,
         currency=entry.currency,
         status=entry.status.value,
-        timestamps=TimestampsOut(
+        timestamps=TimestampsOut.model_construct(
             created_at=entry.created_at,
             sent_at=entry.sent_at,
             last_attempt_at=entry.last_attempt_at,
@@ -198,7 +199,7 @@ def entry_out(entry: OutboxEntry, with_events: bool = False) -> OutboxEntryOut:
         retry_count=entry.retry_count,
         error_details=None
         if error is None
-        else ErrorDetailsOut(
+        else ErrorDetailsOut.model_construct(
             message=error.message,
             code=_code(error.code),
             more_info=error.more_info,
@@ -215,7 +216,7 @@ def entry_out(entry: OutboxEntry, with_events: bool = False) -> OutboxEntryOut:
 
 
 def _event_out(event: MessageEvent) -> EventOut:
-    return EventOut(
+    return EventOut.model_construct(
         kind=event.kind,
         at=event.created_at,
         from_status=event.from_status,
