@@ -105,7 +105,9 @@ async def write_status_updates(
     """
     batch = OutboxBatch(connection)
     rows = await batch.rows_for(
-        {u.outbox_id for u in updates if u.outbox_id}, {u.provider_message_id for u in updates}
+        {u.outbox_id for u in updates if u.outbox_id},
+        {u.provider_message_id for u in updates},
+        _COLUMNS_READ,
     )
     seen = await batch.seen_dedupe_keys(
         {row["id"] for row in rows}, {u.dedupe_key for u in updates}
@@ -118,6 +120,19 @@ async def write_status_updates(
     for update in pending.unmatched:
         await _park_unmatched(connection, update)
     return results
+
+
+# What deciding and recording an update reads of its message (not the body, tags, prices…).
+_COLUMNS_READ = (
+    "id",
+    "tenant_id",
+    "provider",
+    "provider_config_id",
+    "provider_message_id",
+    "status",
+    "sent_at",
+    "resend_count",
+)
 
 
 class _PendingWrites:

@@ -19,9 +19,10 @@ class OutboxBatch:
         self.connection = connection
 
     async def rows_for(
-        self, ids: Collection[str], provider_ids: Collection[str]
+        self, ids: Collection[str], provider_ids: Collection[str], columns: Collection[str]
     ) -> list[RowMapping]:
-        """The messages with one of `ids` or `provider_ids`, locked until the transaction ends.
+        """`columns` of the messages with one of `ids` or `provider_ids`, locked until the
+        transaction ends.
 
         Locked in id order, so two batches that share messages wait for each other instead of
         deadlocking (SQLite needs no lock: its writers already take turns).
@@ -33,7 +34,8 @@ class OutboxBatch:
             wanted.append(messages.c.provider_message_id.in_(provider_ids))
         if not wanted:
             return []
-        query = select(messages).where(or_(*wanted)).order_by(messages.c.id).with_for_update()
+        query = select(*(messages.c[name] for name in columns)).where(or_(*wanted))
+        query = query.order_by(messages.c.id).with_for_update(of=messages)
         return list((await self.connection.execute(query)).mappings().all())
 
     async def seen_dedupe_keys(
