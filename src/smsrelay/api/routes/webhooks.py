@@ -20,6 +20,9 @@ from smsrelay.services.delivery import MessageScope, StatusUpdate, submit_status
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 log = get_logger("smsrelay.webhooks")
 PROVIDER = "twilio"  # whose tenant configs hold the auth tokens these webhooks are signed with
+# Callback outcomes logged at info; the routine ones (applied, ignored as late, duplicate: a few
+# per message sent) only at debug, as each is in the message's history anyway.
+NOTEWORTHY = frozenset({"unmatched", "foreign", "stale"})
 
 
 def public_url(request: Request, base: str) -> str:
@@ -45,7 +48,8 @@ async def twilio_status(request: Request, container: ContainerDep) -> Response:
             422, "invalid_request", "MessageSid and a known outbound MessageStatus are required"
         )
     result = await submit_status_update(container.status_updates, update)
-    log.info(
+    log_at = log.info if result in NOTEWORTHY else log.debug
+    log_at(
         "webhook.status_received",
         outcome=result,
         status=update.provider_status,

@@ -50,10 +50,12 @@ def is_valid_signature(
         if not _body_hash_matches(url, body):
             return False
         params = {}
-    # Stops at the first spelling that matches (the received URL, almost always): which one
-    # matched is no secret, and each candidate costs an HMAC.
-    candidates = candidate_urls(url)
-    return any(_equal(compute_signature(u, params, auth_token), signature) for u in candidates)
+    # Stops at the first spelling that matches (the received URL, almost always, tried before
+    # the others are even spelled): which one matched is no secret, and each costs an HMAC.
+    if _equal(compute_signature(url, params, auth_token), signature):
+        return True
+    others = candidate_urls(url)[1:]
+    return any(_equal(compute_signature(u, params, auth_token), signature) for u in others)
 
 
 def candidate_urls(url: str) -> list[str]:
