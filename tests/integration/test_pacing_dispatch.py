@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -219,3 +220,35 @@ async def test_a_slow_round_trip_is_remembered_for_seconds_not_rounds(world: Wor
         leads.append(start - asked)
         now[0] += 0.005
     assert leads[0] == 0.0 and leads[-1] == pytest.approx(0.2, rel=0.02)
+
+
+class CountingBuckets(MemoryBuckets):
+    """Memory buckets that keep the costs of each booking asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[list[int]] = []
+
+    async def book(self, key: str, at: float, costs: list[int], terms: Terms) -> list[Booking]:
+        self.asked.append(costs)
+        return await super().book(key, at, costs, terms)
+
+
+async def test_sends_that_one_stall_made_miss_are_booked_again_together(world: World) -> None:
+    await set_sender_rate(world.db, world.principal.tenant_id, SENDER, 10, None, world.clock.now)
+    for n in range(3):
+        await world.submit(body=f"message {n}")
+    dispatcher = paced(world, guard_seconds=0.01)
+    pacer = dispatcher.pacer
+    assert isinstance(pacer, SenderPacer)
+    pacer.buckets = buckets = CountingBuckets()
+    async with world.db.transaction() as connection:
+        rows = await claim_due(connection, "w1", world.clock.now, timedelta(seconds=60), 3)
+    plan = await pacer.plan(rows)
+    world.clock.advance(0.5)  # the worker stalls past all three slots
+    stalled_until = world.clock.now.timestamp()
+    turns = await asyncio.gather(*(pacer.wait_turn(row, start) for row, start in plan.send))
+    assert buckets.asked == [[1, 1, 1], [1, 1, 1]]  # the round's booking, then one for all
+    starts = [turn.start for turn in turns if turn is not None and turn.start is not None]
+    assert starts[0] >= stalled_until and len(starts) == 3
+    assert [b - a for a, b in pairwise(starts)] == pytest.approx([0.101, 0.101])

@@ -131,6 +131,9 @@ class SenderPacer:
         # bookings took, so a slot "now" is not already past when the send is started.
         self._lead = 0.0
         self._lead_at = 0.0
+        # Sends that missed their slots, per sender, waiting for one booking between them.
+        self._rebooks: dict[_Paced, list[tuple[int, asyncio.Future[float | None]]]] = {}
+        self._rebooking: set[asyncio.Task[None]] = set()
 
     async def plan(self, rows: Sequence[RowMapping]) -> Plan:
         """Book each paced sender's messages in claim order; unpaced ones go at once."""
@@ -234,20 +237,37 @@ class SenderPacer:
     async def _rebook(self, row: RowMapping) -> float | None:
         """A new slot for one message whose slot passed, within twice the horizon (a busy
         sender is booked a whole horizon ahead, and the message has already waited its turn
-        once); None when there is none or the shared state cannot be reached."""
+        once); None when there is none or the shared state cannot be reached. The sends of
+        one sender that a stall made miss together are booked again in one round trip (one
+        each would pile up on the shared state and miss again while they wait for it)."""
         paced = self._paced(row)
         if paced is None:
             return None
+        answer: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        queued = self._rebooks.setdefault(paced, [])
+        queued.append((max(1, int(row["segments"])), answer))
+        if len(queued) == 1:
+            task = asyncio.ensure_future(self._book_again(paced))
+            self._rebooking.add(task)
+            task.add_done_callback(self._rebooking.discard)
+        return await answer
+
+    async def _book_again(self, paced: _Paced) -> None:
+        await asyncio.sleep(0)  # the other sends woken late by the same stall join first
+        queued = self._rebooks.pop(paced)
         asked = self.clock()
-        cost = [max(1, int(row["segments"]))]
         terms = replace(paced.terms, horizon=2 * paced.terms.horizon)
+        costs = [cost for cost, _ in queued]
         try:
-            (booking,) = await self.buckets.book(paced.key, asked + self._lead, cost, terms)
+            bookings = await self.buckets.book(paced.key, asked + self._lead, costs, terms)
         except Exception as exc:  # Redis or the database away: release, never overrun
             log.error("pacing.unavailable", error=type(exc).__name__)
-            return None
-        self._learn_lead(self.clock() - asked)
-        return booking.start
+            bookings = [Booking(None)] * len(queued)
+        else:
+            self._learn_lead(self.clock() - asked)
+        for (_, answer), booking in zip(queued, bookings, strict=True):
+            if not answer.done():  # its send may have been cancelled (shutdown)
+                answer.set_result(booking.start)
 
     def _learn_lead(self, round_trip: float) -> None:
         """Rise at once with a slow round trip, then halve every LEAD_HALF_LIFE_SECONDS (in
