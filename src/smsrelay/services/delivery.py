@@ -122,7 +122,8 @@ async def write_status_updates(
     return results
 
 
-# What deciding and recording an update reads of its message (not the body, tags, prices…).
+# What deciding and recording an update reads of its message (not the body, tags, prices…);
+# `_status_values` leaves out the ones it would not change.
 _COLUMNS_READ = (
     "id",
     "tenant_id",
@@ -132,6 +133,9 @@ _COLUMNS_READ = (
     "status",
     "sent_at",
     "resend_count",
+    "lease_owner",
+    "lease_expires_at",
+    "needs_reconcile",
 )
 
 
@@ -243,7 +247,8 @@ def _status_values(row: Mapping[str, Any], update: StatusUpdate) -> dict[str, An
         values["delivered_at"] = update.received_at
     if update.error is not None:
         values.update(error_columns(update.error))
-    return values
+    # A column set to the value it holds still costs its indexes an update: leave it out.
+    return {name: value for name, value in values.items() if name not in row or row[name] != value}
 
 
 def _error_data(error: ProviderError | None) -> dict[str, Any]:

@@ -41,14 +41,20 @@ class OutboxBatch:
     async def seen_dedupe_keys(
         self, message_ids: Collection[str], dedupe_keys: Collection[str]
     ) -> set[tuple[str, str]]:
-        """Which of these (message, dedupe key) pairs the history already holds."""
+        """Which of these messages' dedupe keys, among `dedupe_keys`, the history already holds.
+
+        Selected by message alone (a message has a handful of events): SQLite would look up
+        every message with every key, n × m probes of the (message, key) index.
+        """
         if not message_ids or not dedupe_keys:
             return set()
         query = select(message_events.c.message_id, message_events.c.dedupe_key).where(
             message_events.c.message_id.in_(message_ids),
-            message_events.c.dedupe_key.in_(dedupe_keys),
+            message_events.c.dedupe_key.is_not(None),
         )
-        return {(row.message_id, row.dedupe_key) for row in await self.connection.execute(query)}
+        wanted = set(dedupe_keys)
+        rows = await self.connection.execute(query)
+        return {(row.message_id, row.dedupe_key) for row in rows if row.dedupe_key in wanted}
 
     async def add_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Append events in the given order (a dedupe key seen before is an IntegrityError)."""
