@@ -62,6 +62,7 @@ class DispatchConfig:
     lease_seconds: float = 60.0
     reconcile_after_seconds: float = 5.0
     poll_seconds: float = 0.2
+    refill_wait_seconds: float = 0.02
     status_callback_url: str | None = None
     status_check_after_seconds: float = 600.0
     unresolved_after_seconds: float = 3600.0
@@ -94,7 +95,8 @@ class Dispatcher:
         self.name = name or worker_name()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Task[None]] = set()  # sends, look-ups and recordings
+        self._sending: set[asyncio.Task[None]] = set()  # those holding a send slot
         self._next_status_check = 0.0
         self.pacer: Pacer = pacer or NoPacing()
         self._acceptances = AcceptanceWriter(db, self.name, clock, _late_acceptance)
@@ -126,13 +128,27 @@ class Dispatcher:
         self._wake.set()
 
     async def drain(self) -> None:
-        """Wait for every send in flight to be recorded."""
-        if self._inflight:
+        """Wait for every send in flight to be recorded (a finished send starts its record)."""
+        while self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def free_slots(self) -> int:
+        """How many messages the next round may claim.
+
+        A slot is held from the claim until the provider answers; recording the answer goes on
+        in a task of its own (acceptances are written in batches), so a slot is free again
+        while its result waits for the batch. The results being recorded are capped at
+        `concurrency` more, so claimed-but-unrecorded messages never exceed twice that.
+        """
+        sends = self.config.concurrency - len(self._sending)
+        return min(sends, 2 * self.config.concurrency - len(self._inflight))
 
     async def run_once(self) -> int:
         """One round: claim what fits in the free slots and start it; returns how many."""
-        free = self.config.concurrency - len(self._inflight)
+        free = self.free_slots()
+        if 0 < free < min(self.config.batch_size, self.config.concurrency) and self._sending:
+            await self._let_sends_finish()
+            free = self.free_slots()
         if free <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
@@ -152,6 +168,15 @@ class Dispatcher:
         await put_back(self.db, plan.later, self.name, self.clock())
         await self._maybe_check_statuses()
         return len(stale) + len(fresh)
+
+    async def _let_sends_finish(self) -> None:
+        """Wait (briefly) for the sends in flight, so that the round claims a whole batch.
+
+        A claim costs about the same for one message as for fifty: refilling each slot the
+        moment it frees would be a transaction per message when the provider answers fast.
+        A slow provider costs at most `refill_wait_seconds` of each slot's time.
+        """
+        await asyncio.wait(set(self._sending), timeout=self.config.refill_wait_seconds)
 
     async def _maybe_check_statuses(self) -> None:
         loop_time = asyncio.get_running_loop().time()
@@ -222,10 +247,13 @@ class Dispatcher:
         )
         await apply_status_update(self.db, update)
 
-    def _start(self, job: Any) -> None:
+    def _start(self, job: Any, *, holds_slot: bool = True) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(job)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
+        if holds_slot:
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def process_all(self, within: float = 30.0) -> None:
         """Run rounds until nothing is due (for tests and one-shot CLI use)."""
@@ -259,7 +287,7 @@ class Dispatcher:
         elapsed = asyncio.get_running_loop().time() - started
         metrics.SEND_SECONDS.labels(row["provider"]).observe(elapsed)
         metrics.SEND_ATTEMPTS.labels(row["provider"], result.outcome.value).inc()
-        await self.record_result(row, result)
+        self._start(self.record_result(row, result), holds_slot=False)  # frees this slot
 
     def _lease_fresh(self, row: RowMapping) -> bool:
         """Send only in the first half of the lease, so the request is done before it ends.
@@ -278,7 +306,13 @@ class Dispatcher:
             await OutboxRepository(connection).release_claim(row, self.name, now, now, note)
 
     async def _consent_cleared(self, rows: list[RowMapping]) -> list[RowMapping]:
-        """Consent checked again just before sending; the refused are set aside, not sent."""
+        """Consent checked again just before sending; the refused are set aside, not sent.
+
+        In a transaction of its own, after the claim's commit: a STOP waits for the sends
+        it can see `sending`, so a message must be visibly `sending` before its check reads
+        the holds (checked inside the claim's transaction, a STOP committed between the check
+        and the claim's commit would miss it on PostgreSQL).
+        """
         if not rows:
             return rows
         now = self.clock()

@@ -17,6 +17,8 @@ async def claim_due(
     connection: AsyncConnection, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[RowMapping]:
     """Move up to `limit` due pending messages to `sending`, leased to `worker`."""
+    if limit <= 0:  # SQLite reads a negative LIMIT as no limit at all
+        return []
     due = (
         select(messages.c.id)
         .where(messages.c.status == Status.PENDING.value, messages.c.next_attempt_at <= now)
@@ -47,6 +49,8 @@ async def claim_expired(
     connection: AsyncConnection, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[RowMapping]:
     """Take over `sending` messages whose lease ran out: their last attempt's fate is unknown."""
+    if limit <= 0:
+        return []
     expired = (
         select(messages.c.id)
         .where(messages.c.status == Status.SENDING.value, messages.c.lease_expires_at <= now)
