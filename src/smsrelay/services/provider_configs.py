@@ -13,7 +13,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from smsrelay.providers.tenant_config import TenantConfigSpec
 from smsrelay.services.delivery import MessageScope
 from smsrelay.services.errors import Conflict, InvalidRequest, NotFound, ServiceError
 from smsrelay.services.secrets import ENV_VAR, GENERATE_COMMAND, SecretBox, SecretDecryptError
+from smsrelay.services.single_flight import SingleFlight
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.provider_configs import ProviderConfigRepository
@@ -83,6 +85,44 @@ class Signer:
     tenant_id: str
 
 
+SIGNER_CACHE_SECONDS = 2.0
+
+
+@dataclass
+class SignerCache:
+    """The signing keys of each (provider, account), read and decrypted at most every `ttl` s.
+
+    A config saved or removed in this process is forgotten at once (`clear`); one changed in
+    another process is seen here within `ttl` seconds, as a revoked API key is.
+    """
+
+    ttl: float = SIGNER_CACHE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    max_entries: int = 10_000
+    _entries: dict[tuple[str, str], tuple[float, list[Signer]]] = field(default_factory=dict)
+    _flights: SingleFlight[tuple[str, str], list[Signer]] = field(default_factory=SingleFlight)
+    _cleared: int = 0
+
+    async def get(
+        self, key: tuple[str, str], read: Callable[[], Awaitable[list[Signer]]]
+    ) -> list[Signer]:
+        found = self._entries.get(key)
+        if found is not None and self.clock() - found[0] < self.ttl:
+            return found[1]
+        cleared = self._cleared
+        signers = await self._flights.run(key, read)
+        if cleared == self._cleared:  # not read across a change
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (self.clock(), signers)
+        return signers
+
+    def clear(self, _tenant_id: str = "") -> None:
+        self._entries.clear()
+        self._flights = SingleFlight()
+        self._cleared += 1
+
+
 def spec_for(
     provider: str, specs: Mapping[str, TenantConfigSpec] = TENANT_CONFIGS
 ) -> TenantConfigSpec:
@@ -107,6 +147,7 @@ class ProviderConfigs:
     box: SecretBox | None
     specs: Mapping[str, TenantConfigSpec] = field(default_factory=lambda: TENANT_CONFIGS)
     changed: list[Callable[[str], None]] = field(default_factory=list)
+    signers: SignerCache = field(default_factory=SignerCache)
 
     async def save(
         self, tenant_id: str, provider: str, values: Mapping[str, Any], now: datetime
@@ -218,9 +259,13 @@ class ProviderConfigs:
         spec = self.specs.get(provider)
         if spec is None or spec.signing_field is None or not account_id or self.box is None:
             return []
-        async with self.db.reading() as connection:
-            rows = await ProviderConfigRepository(connection).by_account(provider, account_id)
-        return [signer for row in rows if (signer := self._signer(spec, row)) is not None]
+
+        async def read() -> list[Signer]:
+            async with self.db.reading() as connection:
+                rows = await ProviderConfigRepository(connection).by_account(provider, account_id)
+            return [signer for row in rows if (signer := self._signer(spec, row)) is not None]
+
+        return await self.signers.get((provider, account_id), read)
 
     def _signer(self, spec: TenantConfigSpec, row: RowMapping) -> Signer | None:
         """The config's signing key; None (logged) when no configured key can read it."""
@@ -265,6 +310,7 @@ class ProviderConfigs:
         return self.box
 
     def _announce(self, tenant_id: str) -> None:
+        self.signers.clear()
         for listener in self.changed:
             listener(tenant_id)
 
