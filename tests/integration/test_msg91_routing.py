@@ -141,6 +141,19 @@ async def test_a_late_sent_report_never_moves_a_delivered_message_back(
     assert final["errorDetails"] is None
 
 
+async def test_the_reports_of_one_body_are_applied_together_in_their_order(
+    start_app: StartApp, fake_msg91: FakeMsg91
+) -> None:
+    app = await start_app(**msg91_settings(fake_msg91))
+    entry = await sent_through_msg91(app)
+    batches = app.container.status_updates.batches
+    body = [report(entry["messageId"]), report(entry["messageId"], "2", "Failed")]
+    assert (await post_report(app, body)).status_code == 200
+    assert app.container.status_updates.batches == batches + 1
+    final = await app.wait_for_status(entry["outboxId"], "delivered")
+    assert [e["toStatus"] for e in provider_events(final)] == ["delivered", None]
+
+
 @pytest.mark.parametrize("token", ["wrong-token", WEBHOOK_TOKEN[:-1], WEBHOOK_TOKEN + "x", "x"])
 async def test_a_wrong_token_is_answered_like_an_unknown_url(
     start_app: StartApp, fake_msg91: FakeMsg91, token: str

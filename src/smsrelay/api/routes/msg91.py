@@ -9,6 +9,7 @@ without MSG91, answers exactly like an unknown URL (404), so the token cannot be
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from smsrelay.api.schemas import ErrorOut
 from smsrelay.bootstrap import Container
 from smsrelay.logs import get_logger
 from smsrelay.providers.msg91 import DeliveryReportError, ParsedReport, parse_delivery_report
-from smsrelay.services.delivery import MessageScope, StatusUpdate, apply_status_update
+from smsrelay.services.delivery import MessageScope, StatusUpdate, submit_status_update
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 log = get_logger("smsrelay.webhooks")
@@ -47,7 +48,10 @@ async def msg91_report(token: str, request: Request, container: ContainerDep) ->
         return error_response(400, "malformed_json", "the body is not an MSG91 report in JSON")
     now = datetime.now(UTC)
     updates = [_status_update(report, now, scope) for report in reports]
-    outcomes = [await apply_status_update(container.db, u) for u in updates if u is not None]
+    # Queued together, in the report's order: applied in one transaction (or a few).
+    outcomes = await asyncio.gather(
+        *(submit_status_update(container.status_updates, u) for u in updates if u is not None)
+    )
     log.info("webhook.msg91_report_received", reports=len(reports), outcomes=outcomes)
     return Response(status_code=200)
 
