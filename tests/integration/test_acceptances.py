@@ -84,6 +84,43 @@ async def test_acceptances_arriving_together_share_a_transaction(world: World) -
     assert {(await world.row(i))["status"] for i in ids} == {"sent"}
 
 
+class SlowToOpenDatabase(CountingDatabase):
+    """Each transaction opens only once `opened` is set, as when another writer holds SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.opened = asyncio.Event()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        await self.opened.wait()
+        async with super().transaction() as connection:
+            yield connection
+
+
+async def test_acceptances_arriving_while_the_database_is_busy_join_the_batch(
+    world: World,
+) -> None:
+    ids = [await world.submit(body=f"Hi {i}") for i in range(3)]
+    async with world.db.transaction() as connection:
+        await claim_due(connection, "w1", world.clock.now, timedelta(seconds=30), 3)
+    slow = SlowToOpenDatabase(world.db)
+    writer = AcceptanceWriter(slow, "w1", world.clock, _never_late)  # type: ignore[arg-type]
+    first = asyncio.create_task(writer.record(Acceptance(ids[0], "SM0", {})))
+    await asyncio.sleep(0.01)  # its write has started and waits for the database
+
+    later = [
+        asyncio.create_task(writer.record(Acceptance(i, f"SM{n}", {})))
+        for n, i in enumerate(ids[1:], 1)
+    ]
+    await asyncio.sleep(0.01)  # both are waiting for their batch
+    slow.opened.set()
+    await asyncio.gather(first, *later)
+
+    assert slow.transactions == 1
+    assert {(await world.row(i))["status"] for i in ids} == {"sent"}
+
+
 async def test_a_failed_batch_fails_every_sender_in_it(world: World) -> None:
     broken = AcceptanceWriter(_Broken(), "w1", world.clock, _never_late)  # type: ignore[arg-type]
     results = await asyncio.gather(

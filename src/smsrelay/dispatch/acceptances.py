@@ -57,14 +57,15 @@ class AcceptanceWriter:
 
     async def _write_all(self) -> None:
         while self._waiting:
-            batch, self._waiting = (
-                self._waiting[: self.max_batch],
-                self._waiting[self.max_batch :],
-            )
+            batch: list[tuple[Acceptance, asyncio.Future[bool]]] = []
             try:
-                parked = await self._write([item for item, _ in batch])
+                async with self.db.transaction() as connection:
+                    # Taken once the transaction is open: what arrived while it waited for
+                    # the database joins this batch instead of starting the next one.
+                    batch = self._take_batch()
+                    parked = await self._write(connection, [item for item, _ in batch])
             except Exception as exc:  # every sender in the batch sees its write fail
-                for _, future in batch:
+                for _, future in batch or self._take_batch():
                     if not future.done():
                         future.set_exception(exc)
                 continue
@@ -72,16 +73,19 @@ class AcceptanceWriter:
                 if not future.done():
                     future.set_result(item.provider_message_id in parked)
 
-    async def _write(self, batch: list[Acceptance]) -> set[str | None]:
+    def _take_batch(self) -> list[tuple[Acceptance, asyncio.Future[bool]]]:
+        batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+        return batch
+
+    async def _write(self, connection: AsyncConnection, batch: list[Acceptance]) -> set[str | None]:
         now = self.clock()
-        async with self.db.transaction() as connection:
-            await connection.execute(insert(message_events), [_event(a, now) for a in batch])
-            moved = await _mark_sent(connection, self.worker, batch, now)
-            outbox = OutboxRepository(connection)
-            for item in batch:
-                if item.message_id not in moved:
-                    await self.on_late(outbox, item.message_id, item.provider_message_id, now)
-            return await _parked_among(connection, [a.provider_message_id for a in batch])
+        await connection.execute(insert(message_events), [_event(a, now) for a in batch])
+        moved = await _mark_sent(connection, self.worker, batch, now)
+        outbox = OutboxRepository(connection)
+        for item in batch:
+            if item.message_id not in moved:
+                await self.on_late(outbox, item.message_id, item.provider_message_id, now)
+        return await _parked_among(connection, [a.provider_message_id for a in batch])
 
 
 def _event(acceptance: Acceptance, now: datetime) -> dict[str, Any]:

@@ -146,8 +146,8 @@ class Dispatcher:
     async def run_once(self) -> int:
         """One round: claim what fits in the free slots and start it; returns how many."""
         free = self.free_slots()
-        if 0 < free < min(self.config.batch_size, self.config.concurrency) and self._sending:
-            await self._let_sends_finish()
+        if 0 < free < min(self.config.batch_size, self.config.concurrency) and self._inflight:
+            await self._let_inflight_finish()
             free = self.free_slots()
         if free <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
@@ -169,14 +169,14 @@ class Dispatcher:
         await self._maybe_check_statuses()
         return len(stale) + len(fresh)
 
-    async def _let_sends_finish(self) -> None:
-        """Wait (briefly) for the sends in flight, so that the round claims a whole batch.
+    async def _let_inflight_finish(self) -> None:
+        """Wait (briefly) for the sends and records in flight, so a round claims a whole batch.
 
         A claim costs about the same for one message as for fifty: refilling each slot the
         moment it frees would be a transaction per message when the provider answers fast.
         A slow provider costs at most `refill_wait_seconds` of each slot's time.
         """
-        await asyncio.wait(set(self._sending), timeout=self.config.refill_wait_seconds)
+        await asyncio.wait(set(self._inflight), timeout=self.config.refill_wait_seconds)
 
     async def _maybe_check_statuses(self) -> None:
         loop_time = asyncio.get_running_loop().time()
@@ -308,23 +308,23 @@ class Dispatcher:
     async def _consent_cleared(self, rows: list[RowMapping]) -> list[RowMapping]:
         """Consent checked again just before sending; the refused are set aside, not sent.
 
-        In a transaction of its own, after the claim's commit: a STOP waits for the sends
-        it can see `sending`, so a message must be visibly `sending` before its check reads
-        the holds (checked inside the claim's transaction, a STOP committed between the check
-        and the claim's commit would miss it on PostgreSQL).
+        Read after the claim's commit: a STOP waits for the sends it can see `sending`, so a
+        message must be visibly `sending` before its check reads the holds (inside the claim's
+        transaction, a STOP committed between the check and the claim's commit would miss it
+        on PostgreSQL). The check only reads, so it takes no write lock; only refused
+        messages need a write.
         """
         if not rows:
             return rows
         now = self.clock()
-        cleared = []
-        async with self.db.transaction() as connection:
+        async with self.db.reading() as connection:
             decisions = await enforce_at_dispatch_batch(connection, rows, now)
-            for row, decision in zip(rows, decisions, strict=True):
-                if decision.allowed:
-                    cleared.append(row)
-                else:
+        refused = [(r, d) for r, d in zip(rows, decisions, strict=True) if not d.allowed]
+        if refused:
+            async with self.db.transaction() as connection:
+                for row, decision in refused:
                     await record_dispatch_decision(connection, row, decision, now)
-        return cleared
+        return [row for row, decision in zip(rows, decisions, strict=True) if decision.allowed]
 
     def _request(self, row: RowMapping) -> SendRequest:
         callback = self.config.status_callback_url

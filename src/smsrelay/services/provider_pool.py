@@ -211,6 +211,8 @@ class ProviderPool(Mapping[str, Provider]):
 
     async def _close_retired(self) -> None:
         """Close replaced providers once no send started before the change can be running."""
+        if not self._retired:
+            return
         now = self.clock()
         due = [provider for when, provider in self._retired if when <= now]
         self._retired = [(when, p) for when, p in self._retired if when > now]
