@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,11 +33,9 @@ class CountingDatabase:
         self.db = db
         self.transactions = 0
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
         self.transactions += 1
-        async with self.db.transaction() as connection:
-            yield connection
+        return await self.db.write(work)
 
 
 async def test_concurrent_acceptances_keep_each_messages_rules(world: World) -> None:
@@ -91,11 +89,9 @@ class SlowToOpenDatabase(CountingDatabase):
         super().__init__(db)
         self.opened = asyncio.Event()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
         await self.opened.wait()
-        async with super().transaction() as connection:
-            yield connection
+        return await super().write(work)
 
 
 async def test_acceptances_arriving_while_the_database_is_busy_join_the_batch(
@@ -132,10 +128,8 @@ async def test_a_failed_batch_fails_every_sender_in_it(world: World) -> None:
 
 
 class _Broken:
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
         raise ConnectionError("database unreachable")
-        yield  # pragma: no cover
 
 
 async def _never_late(*_: object) -> None:

@@ -10,9 +10,11 @@ one per message, which is most of a dispatcher's database time.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import String, case, insert, literal, null, select, update
@@ -44,7 +46,8 @@ class AcceptanceWriter:
     clock: Callable[[], datetime]
     on_late: LateAcceptance
     max_batch: int = 200
-    _waiting: list[tuple[Acceptance, asyncio.Future[bool]]] = field(default_factory=list)
+    # A deque: the writer thread takes from it (popleft is atomic) while the loop appends.
+    _waiting: deque[tuple[Acceptance, asyncio.Future[bool]]] = field(default_factory=deque)
     _writing: asyncio.Task[None] | None = None
 
     async def record(self, acceptance: Acceptance) -> bool:
@@ -59,13 +62,10 @@ class AcceptanceWriter:
         while self._waiting:
             batch: list[tuple[Acceptance, asyncio.Future[bool]]] = []
             try:
-                async with self.db.transaction() as connection:
-                    # Taken once the transaction is open: what arrived while it waited for
-                    # the database joins this batch instead of starting the next one.
-                    batch = self._take_batch()
-                    parked = await self._write(connection, [item for item, _ in batch])
+                # One transaction, on SQLite one hand-off to the writer thread (Database.write).
+                parked = await self.db.write(partial(self._write, taken=batch))
             except Exception as exc:  # every sender in the batch sees its write fail
-                for _, future in batch or self._take_batch():
+                for _, future in batch or self._take_batch([]):
                     if not future.done():
                         future.set_exception(exc)
                 continue
@@ -73,11 +73,21 @@ class AcceptanceWriter:
                 if not future.done():
                     future.set_result(item.provider_message_id in parked)
 
-    def _take_batch(self) -> list[tuple[Acceptance, asyncio.Future[bool]]]:
-        batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-        return batch
+    def _take_batch(
+        self, into: list[tuple[Acceptance, asyncio.Future[bool]]]
+    ) -> list[tuple[Acceptance, asyncio.Future[bool]]]:
+        while self._waiting and len(into) < self.max_batch:
+            into.append(self._waiting.popleft())
+        return into
 
-    async def _write(self, connection: AsyncConnection, batch: list[Acceptance]) -> set[str | None]:
+    async def _write(
+        self, connection: AsyncConnection, taken: list[tuple[Acceptance, asyncio.Future[bool]]]
+    ) -> set[str | None]:
+        """Write the batch, taken once the transaction is open: what arrived while it waited
+        for the database joins it. May await nothing but `connection` (see Database.write)."""
+        batch = [item for item, _ in self._take_batch(taken)]
+        if not batch:
+            return set()
         now = self.clock()
         await connection.execute(insert(message_events), [_event(a, now) for a in batch])
         moved = await _mark_sent(connection, self.worker, batch, now)
