@@ -26,9 +26,14 @@ NOTEWORTHY = frozenset({"unmatched", "foreign", "stale"})
 
 
 def public_url(request: Request, base: str) -> str:
-    """The URL Twilio signed: our public base + the path and query it called."""
-    query = request.url.query
-    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+    """The URL Twilio signed: our public base + the path and query it called.
+
+    Spelled from the ASGI scope as `request.url` spells them, without building and parsing a
+    whole URL on every callback.
+    """
+    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+    query = request.scope.get("query_string", b"").decode().partition("#")[0]
+    return f"{base}{path}" + (f"?{query}" if query else "")
 
 
 @router.post("/twilio/status", status_code=200, response_class=Response)
