@@ -109,6 +109,9 @@ def process_env(
         "SMSRELAY_RECONCILE_AFTER_SECONDS": "1",
         "SMSRELAY_STATUS_CHECK_AFTER_SECONDS": "3",
         "SMSRELAY_MAX_ATTEMPTS": "8",
+        # The proofs submit as fast as the API accepts, well over the default 100/s per key;
+        # the per-key limit has tests of its own (test_rate_limits.py).
+        "SMSRELAY_API_KEY_RATE_LIMIT": "100000/second",
     }
 
 
