@@ -160,8 +160,8 @@ class SenderPacer:
     async def wait_turn(self, row: RowMapping, start: float | None) -> Turn | None:
         """Sleep until `start`. A send woken too late for its slot books a new one in process
         (the missed slot is wasted, never reused) and waits again, so the message is neither
-        sent off its slot nor sent back through the outbox; None when no new slot came within
-        the horizon (release the message)."""
+        sent off its slot nor sent back through the outbox; None (release the message) when no
+        slot came within twice the horizon, or after MAX_REBOOKINGS misses in a row."""
         if start is None:
             return Turn(None)
         for _ in range(MAX_REBOOKINGS + 1):
