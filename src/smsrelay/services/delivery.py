@@ -98,19 +98,17 @@ async def write_status_updates(
 ) -> list[str]:
     """Apply `updates` in the caller's transaction, in order; one result for each.
 
-    The messages and the dedupe keys they have seen are read in two queries, the events
+    The messages and the dedupe keys they have seen are read in one query, the events
     written in one and the messages in one per set of columns changed. Each update sees the
     ones before it in the batch: a second callback for a message is judged on the first's
     outcome, and a repeated dedupe key is a duplicate, as if they had come one by one.
     """
     batch = OutboxBatch(connection)
-    rows = await batch.rows_for(
+    rows, seen = await batch.rows_for(
         {u.outbox_id for u in updates if u.outbox_id},
         {u.provider_message_id for u in updates},
         _COLUMNS_READ,
-    )
-    seen = await batch.seen_dedupe_keys(
-        {row["id"] for row in rows}, {u.dedupe_key for u in updates}
+        {u.dedupe_key for u in updates},
     )
     pending = _PendingWrites(rows, seen)
     outbox = OutboxRepository(connection)
@@ -142,8 +140,8 @@ _COLUMNS_READ = (
 class _PendingWrites:
     """A batch's messages as its updates leave them, and the writes that will record that."""
 
-    def __init__(self, rows: Sequence[RowMapping], seen: set[tuple[str, str]]) -> None:
-        self.by_id: dict[str, dict[str, Any]] = {row["id"]: dict(row) for row in rows}
+    def __init__(self, rows: Sequence[dict[str, Any]], seen: set[tuple[str, str]]) -> None:
+        self.by_id: dict[str, dict[str, Any]] = {row["id"]: row for row in rows}
         self.by_sid: dict[str, dict[str, Any]] = {}
         for message in self.by_id.values():
             if message["provider_message_id"] is not None:

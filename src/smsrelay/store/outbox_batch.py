@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.store.tables import message_events, messages
+
+_SEEN_KEY = message_events.c.dedupe_key.label("seen_dedupe_key")
 
 
 class OutboxBatch:
@@ -19,13 +20,19 @@ class OutboxBatch:
         self.connection = connection
 
     async def rows_for(
-        self, ids: Collection[str], provider_ids: Collection[str], columns: Collection[str]
-    ) -> list[RowMapping]:
+        self,
+        ids: Collection[str],
+        provider_ids: Collection[str],
+        columns: Collection[str],
+        dedupe_keys: Collection[str],
+    ) -> tuple[list[dict[str, Any]], set[tuple[str, str]]]:
         """`columns` of the messages with one of `ids` or `provider_ids`, locked until the
-        transaction ends.
+        transaction ends, and which of `dedupe_keys` their history already holds.
 
-        Locked in id order, so two batches that share messages wait for each other instead of
-        deadlocking (SQLite needs no lock: its writers already take turns).
+        One query: each message joined to its keyed events (a handful), the keys filtered here;
+        asking SQLite for every key of every message would probe the (message, key) index
+        n × m times. Locked in id order, so two batches that share messages wait for each other
+        instead of deadlocking (SQLite needs no lock: its writers already take turns).
         """
         wanted = []
         if ids:
@@ -33,28 +40,24 @@ class OutboxBatch:
         if provider_ids:
             wanted.append(messages.c.provider_message_id.in_(provider_ids))
         if not wanted:
-            return []
-        query = select(*(messages.c[name] for name in columns)).where(or_(*wanted))
-        query = query.order_by(messages.c.id).with_for_update(of=messages)
-        return list((await self.connection.execute(query)).mappings().all())
-
-    async def seen_dedupe_keys(
-        self, message_ids: Collection[str], dedupe_keys: Collection[str]
-    ) -> set[tuple[str, str]]:
-        """Which of these messages' dedupe keys, among `dedupe_keys`, the history already holds.
-
-        Selected by message alone (a message has a handful of events): SQLite would look up
-        every message with every key, n × m probes of the (message, key) index.
-        """
-        if not message_ids or not dedupe_keys:
-            return set()
-        query = select(message_events.c.message_id, message_events.c.dedupe_key).where(
-            message_events.c.message_id.in_(message_ids),
-            message_events.c.dedupe_key.is_not(None),
+            return [], set()
+        keyed = and_(
+            message_events.c.message_id == messages.c.id, message_events.c.dedupe_key.is_not(None)
         )
-        wanted = set(dedupe_keys)
-        rows = await self.connection.execute(query)
-        return {(row.message_id, row.dedupe_key) for row in rows if row.dedupe_key in wanted}
+        query = (
+            select(*(messages.c[name] for name in columns), _SEEN_KEY)
+            .select_from(messages.outerjoin(message_events, keyed))
+            .where(or_(*wanted))
+            .order_by(messages.c.id)
+            .with_for_update(of=messages)
+        )
+        rows: dict[str, dict[str, Any]] = {}
+        seen, keys = set(), set(dedupe_keys)
+        for row in (await self.connection.execute(query)).mappings():
+            rows.setdefault(row["id"], {name: row[name] for name in columns})
+            if row[_SEEN_KEY.name] in keys:
+                seen.add((row["id"], row[_SEEN_KEY.name]))
+        return list(rows.values()), seen
 
     async def add_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Append events in the given order (a dedupe key seen before is an IntegrityError)."""
