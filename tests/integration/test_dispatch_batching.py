@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import RowMapping
 
 from smsrelay.config import load_settings
@@ -128,3 +129,30 @@ async def _pending_id(db: Database) -> str:
     async with db.reading() as connection:
         query = select(messages.c.id).where(messages.c.status == "pending")
         return str((await connection.execute(query)).scalar_one())
+
+
+async def test_a_claim_looks_its_rows_up_by_primary_key_on_sqlite(world: World) -> None:
+    if not world.db.is_sqlite:
+        pytest.skip("SQLite's query planner")
+    for index in range(30):
+        await world.submit(body=f"message {index}")
+    updates: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE messages"):
+            updates.append((statement, parameters))
+
+    engine = world.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        async with world.db.transaction() as connection:
+            await claim_due(connection, "w1", world.clock.now, timedelta(seconds=30), 10)
+            plans = [
+                await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+                for sql, params in updates
+            ]
+            details = [str(row[-1]) for plan in plans for row in plan.all()]
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+
+    assert details and all("sqlite_autoindex_messages_1 (id=?)" in d for d in details), details

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status
 from smsrelay.services.delivery import error_columns
+from smsrelay.store.claims import rechecked
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
 from smsrelay.store.tables import message_events, messages, unmatched_callbacks
@@ -119,7 +120,7 @@ async def _mark_sent(
         update(messages)
         .where(
             messages.c.id.in_(list(sids)),
-            messages.c.status == Status.SENDING.value,
+            rechecked(messages.c.status) == Status.SENDING.value,
             messages.c.lease_owner == worker,
         )
         .values(

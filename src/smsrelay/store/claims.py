@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status
 from smsrelay.store.tables import messages
+
+
+def rechecked(column: ColumnElement[str]) -> ColumnElement[str]:
+    """`column` for a condition re-checked on rows already picked by id (`id IN (…)`).
+
+    Without ANALYZE statistics SQLite picks the status index for `id IN (…) AND status = …`
+    and walks every row of that status instead of looking the ids up: 11–20 ms for 40 ids at
+    20,000 pending, 0.5 ms by primary key. `status || ''` is not indexed, so it cannot be
+    picked; the condition itself is unchanged (on PostgreSQL too).
+    """
+    return column.concat("")
 
 
 async def claim_due(
@@ -31,7 +42,7 @@ async def claim_due(
         return []
     claimed = (
         update(messages)
-        .where(messages.c.id.in_(ids), messages.c.status == Status.PENDING.value)
+        .where(messages.c.id.in_(ids), rechecked(messages.c.status) == Status.PENDING.value)
         .values(
             status=Status.SENDING.value,
             lease_owner=worker,
@@ -65,7 +76,7 @@ async def claim_expired(
         update(messages)
         .where(
             messages.c.id.in_(ids),
-            messages.c.status == Status.SENDING.value,
+            rechecked(messages.c.status) == Status.SENDING.value,
             messages.c.lease_expires_at <= now,
         )
         .values(lease_owner=worker, lease_expires_at=now + lease, updated_at=now)
