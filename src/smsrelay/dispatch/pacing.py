@@ -34,8 +34,6 @@ log = get_logger("smsrelay.pacing")
 UNAVAILABLE_RETRY_SECONDS = 5.0
 # A send that misses its slot books a new one in process this many times before it is released.
 MAX_REBOOKINGS = 3
-# The learned lead halves every this many seconds without a slower round trip.
-LEAD_HALF_LIFE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +128,6 @@ class SenderPacer:
         # Bookings start this far after they are asked for: twice the recent time a round's
         # bookings took, so a slot "now" is not already past when the send is started.
         self._lead = 0.0
-        self._lead_at = 0.0
         # Sends that missed their slots, per sender, waiting for one booking between them.
         self._rebooks: dict[_Paced, list[tuple[int, asyncio.Future[float | None]]]] = {}
         self._rebooking: set[asyncio.Task[None]] = set()
@@ -270,13 +267,9 @@ class SenderPacer:
                 answer.set_result(booking.start)
 
     def _learn_lead(self, round_trip: float) -> None:
-        """Rise at once with a slow round trip, then halve every LEAD_HALF_LIFE_SECONDS (in
-        time, not rounds: a worker claiming in a tight loop must not forget a slow store in
-        a few milliseconds); never past half the horizon."""
-        now = self.clock()
-        decayed = self._lead * 0.5 ** (max(0.0, now - self._lead_at) / LEAD_HALF_LIFE_SECONDS)
-        self._lead_at = now
-        self._lead = min(max(2 * round_trip, decayed), self.config.horizon_seconds / 2)
+        """Rise at once with a slow round trip, decay slowly; never past half the horizon."""
+        lead = max(2 * round_trip, 0.9 * self._lead)
+        self._lead = min(lead, self.config.horizon_seconds / 2)
 
     def _place(
         self,
