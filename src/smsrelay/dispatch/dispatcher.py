@@ -269,7 +269,7 @@ class Dispatcher:
 
     async def _send(self, row: RowMapping, start: float | None = None) -> None:
         turn = await self.pacer.wait_turn(row, start)  # a missed slot is booked again in process
-        if turn is None:  # no new slot within the horizon
+        if turn is None:  # missed 3 times, or no new slot within twice the horizon
             await self._release(row, "missed its pacing slot")
             return
         if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
