@@ -13,6 +13,7 @@ from smsrelay.dispatch.dispatcher import Dispatcher
 from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer, put_back
 from smsrelay.domain.reservations import Booking, Terms
 from smsrelay.domain.status import Status
+from smsrelay.services.consent import suppress
 from smsrelay.services.tenants import create_tenant
 from smsrelay.services.throughput import set_sender_rate
 from smsrelay.store.claims import claim_due
@@ -100,6 +101,32 @@ async def test_a_send_that_misses_its_slot_is_booked_again_in_process_not_put_ba
     assert sent["status"] == Status.SENT.value and sent["attempt_count"] == 1
     kinds = await world.kinds(outbox_id)
     assert "claim_released" not in kinds and "pacing_deferred" not in kinds
+
+
+async def test_a_stop_that_comes_while_a_send_is_booked_again_stops_that_send(
+    world: World,
+) -> None:
+    to = "+14155550199"
+    outbox_id = await world.submit(to=to, body="one")
+    dispatcher = paced(world, late=[0.5], guard_seconds=0.2)
+    assert isinstance(dispatcher.pacer, SenderPacer)
+    pacer_sleep = dispatcher.pacer.sleep
+
+    async def sleep_then_stop(seconds: float) -> None:  # the STOP commits during the first wait
+        await pacer_sleep(seconds)
+        if not await world.kinds(outbox_id) or "consent_blocked" not in await world.kinds(
+            outbox_id
+        ):
+            await suppress(world.db, world.principal.tenant_id, to, "manual", None, world.clock.now)
+
+    dispatcher.pacer.sleep = sleep_then_stop
+    start = world.clock.now.timestamp()
+    terms = Terms(1, window=1.2, horizon=1.5)  # another worker took the slot of now
+    await dispatcher.pacer.buckets.book(f"fake|{SENDER}", start, [1], terms)
+    await dispatcher.run_once()
+    await dispatcher.drain()
+    assert world.provider.requests == []
+    assert (await world.row(outbox_id))["status"] == Status.SUPPRESSED.value
 
 
 async def test_a_send_late_for_every_slot_it_is_given_is_released_not_sent(world: World) -> None:

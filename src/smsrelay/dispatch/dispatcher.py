@@ -52,6 +52,11 @@ from smsrelay.store.tables import message_events
 log = get_logger("smsrelay.dispatch")
 
 
+# A send that waited longer than this for its pacing turn (or was booked again) has its consent
+# checked again: a STOP waits for the sends in flight only about a provider timeout.
+CONSENT_RECHECK_SECONDS = 1.0
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -268,10 +273,16 @@ class Dispatcher:
             await self.drain()
 
     async def _send(self, row: RowMapping, start: float | None = None) -> None:
+        waited_from = asyncio.get_running_loop().time()
         turn = await self.pacer.wait_turn(row, start)  # a missed slot is booked again in process
         if turn is None:  # missed 3 times, or no new slot within twice the horizon
             await self._release(row, "missed its pacing slot")
             return
+        waited = asyncio.get_running_loop().time() - waited_from
+        if (turn.start != start or waited > CONSENT_RECHECK_SECONDS) and not (
+            await self._consent_cleared([row])
+        ):
+            return  # a STOP that came while it waited for its turn: its drain may be over
         if row["expires_at"] is not None and self.clock() >= row["expires_at"]:
             await self._finish(row, Status.EXPIRED, "expired", {"reason": "validity period ended"})
             return
