@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from smsrelay.services.tenants import (
     KEY_CACHE_SECONDS,
@@ -11,6 +15,7 @@ from smsrelay.services.tenants import (
     create_key,
     revoke_key,
 )
+from smsrelay.store.tenants import TenantRepository
 from tests.integration.conftest import Api
 
 
@@ -72,3 +77,29 @@ def test_the_cache_stays_bounded() -> None:
         cache.put(key_hash, principal, None)
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     assert [cache.get(h, now) for h in ("a", "b", "c")] == [None, None, principal]
+
+
+async def test_a_revocation_here_beats_a_lookup_that_was_already_running(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await create_key(api.container.db, api.tenant_id, scopes=frozenset({"read"}))
+    reading, release = asyncio.Event(), asyncio.Event()
+    key_by_prefix = TenantRepository.key_by_prefix
+
+    async def slow_first_read(repository: TenantRepository, prefix: str) -> Any:
+        row = await key_by_prefix(repository, prefix)
+        if not release.is_set():
+            reading.set()
+            await release.wait()
+        return row
+
+    monkeypatch.setattr(TenantRepository, "key_by_prefix", slow_first_read)
+    before = asyncio.create_task(_status(api, created.api_key))
+    await reading.wait()  # a request's lookup has read the key, still active, and is paused
+    await revoke_key(api.container.db, created.info.key_id, cache=api.container.key_cache)
+    after = asyncio.create_task(_status(api, created.api_key))  # sent once the revoke answered
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await before == 200  # it was in flight before the revocation
+    assert await after == 401
+    assert await _status(api, created.api_key) == 401

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from smsrelay.services import prices
+from smsrelay.services import balances, prices
+from smsrelay.services.alerts import AlertNetwork
 from smsrelay.store.database import Database
 from smsrelay.store.tenants import TenantRepository
 from tests.integration.conftest import Api
@@ -47,7 +48,9 @@ async def test_a_suppressed_recipient_in_a_batch_is_blocked_alone(api: Api) -> N
     )
     assert suppressed.status_code in (200, 201), suppressed.text
     numbers = [*_numbers(5), SUPPRESSED, *_numbers(10)[5:]]
+    before = api.container.submissions.batches
     entries = await _sends(api, [{"to": n, "message": "Your order shipped"} for n in numbers])
+    assert api.container.submissions.batches - before < len(numbers)  # some shared a batch
     by_number = {e["recipientPhoneNumber"]: e for e in entries}
     blocked = by_number.pop(SUPPRESSED)
     assert blocked["status"] == "suppressed" and blocked["totalCost"] == "0"
@@ -61,7 +64,9 @@ async def test_an_override_in_a_batch_applies_to_its_own_message_only(api: Api) 
         "/api/suppressions", json={"phone": SUPPRESSED, "reason": "manual"}, headers=api.auth()
     )
     plain = {"to": SUPPRESSED, "message": "Your code is 1234"}
+    before = api.container.submissions.batches
     entries = await _sends(api, [plain, {**plain, "overrideSuppression": True}, plain])
+    assert api.container.submissions.batches - before < 3  # they shared a batch
     assert [e["status"] for e in entries] == ["suppressed", "pending", "suppressed"]
     assert "consent_override" in [e["kind"] for e in entries[1]["events"]]
 
@@ -144,3 +149,45 @@ async def test_sends_that_miss_the_cache_together_read_the_terms_and_the_key_onc
     api.container.policies.forget(api.tenant_id)
     await _sends(api, [{"to": n, "message": "Hello"} for n in _numbers(30)])
     assert sorted(reads) == ["key", "terms"]
+
+
+async def test_a_price_set_while_the_terms_are_being_read_applies_to_the_next_send(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reading, release = asyncio.Event(), asyncio.Event()
+    read_terms = prices.read_tenant_terms
+
+    async def slow_first_read(db: Database, tenant_id: str) -> prices.TenantTerms:
+        terms = await read_terms(db, tenant_id)
+        if not release.is_set():
+            reading.set()
+            await release.wait()
+        return terms
+
+    monkeypatch.setattr(prices, "read_tenant_terms", slow_first_read)
+    first = asyncio.create_task(_cost_per_unit(api))
+    await reading.wait()  # the first send has read the old terms and is paused
+    await _price(api, "0.05")
+    release.set()
+    await first
+    assert await _cost_per_unit(api) == "0.05"
+
+
+async def test_a_batch_written_again_one_by_one_keeps_each_messages_history(api: Api) -> None:
+    """A 402 in a batch makes the batch be written again send by send, from the rows as built:
+    the suppressed message still records why."""
+    await api.client.post(
+        "/api/suppressions", json={"phone": SUPPRESSED, "reason": "manual"}, headers=api.auth()
+    )
+    await balances.credit(api.container.db, api.tenant_id, "0.0249", datetime.now(UTC))  # 3 sends
+    api.container.alert_network = AlertNetwork(allow_http=True, allow_loopback_for_tests=True)
+    hard_stop = await api.client.put("/api/alerts", json={"hardStop": True}, headers=api.auth())
+    assert hard_stop.status_code == 200, hard_stop.text
+    bodies = [{"to": SUPPRESSED, "message": "Hello"}]
+    bodies += [{"to": n, "message": "Hello"} for n in _numbers(5)]
+    answers = await asyncio.gather(*(api.send(**body) for body in bodies))
+    assert sorted(a.status_code for a in answers) == [202] * 4 + [402] * 2
+    blocked = answers[0].json()
+    stored = await api.client.get(f"/api/sms/outbox/{blocked['outboxId']}", headers=api.auth())
+    assert [e["kind"] for e in stored.json()["events"]] == ["created", "consent_blocked"]
+    assert stored.json()["status"] == "suppressed" and stored.json()["totalCost"] == "0"

@@ -133,6 +133,7 @@ class TenantPolicies:
     max_entries: int = 10_000
     _entries: dict[str, tuple[float, TenantTerms]] = field(default_factory=dict)
     _flights: SingleFlight[str, TenantTerms] = field(default_factory=SingleFlight)
+    _generation: int = 0  # moved on by every `forget`: a read begun before it is not kept
 
     async def policy(self, base: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
         """`tenant_policy(db, base, tenant_id)`, from terms at most `ttl` seconds old."""
@@ -144,8 +145,10 @@ class TenantPolicies:
         return terms.apply(base)
 
     async def _read(self, tenant_id: str) -> TenantTerms:
-        read_at = self.clock()
+        read_at, generation = self.clock(), self._generation
         terms = await read_tenant_terms(self.db, tenant_id)
+        if generation != self._generation:  # a change landed while reading: don't keep these
+            return terms
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[tenant_id] = (read_at, terms)
@@ -153,6 +156,7 @@ class TenantPolicies:
 
     def forget(self, tenant_id: str) -> None:
         """Read the tenant's terms again on its next send (they just changed here)."""
+        self._generation += 1
         self._entries.pop(tenant_id, None)
         self._flights.forget(tenant_id)
 

@@ -128,7 +128,8 @@ async def store_submissions(
     too (status `suppressed`, cost 0): every request leaves a record. Quiet hours for
     marketing defer it instead.
     """
-    rows = [submission.row for submission in submissions]
+    # Copies: a batch that fails is written again item by item from the rows as built.
+    rows = [dict(submission.row) for submission in submissions]
     events = await decide_consent(connection, rows, [s.override for s in submissions])
     stored = await OutboxRepository(connection).add_many(rows, events, returning=True)
     # Last, so a metered tenant's balance row stays locked only until the commit; a 402 or a

@@ -69,6 +69,7 @@ class KeyCache:
     max_entries: int = 10_000
     _entries: dict[str, tuple[float, KeyPrincipal, datetime | None]] = field(default_factory=dict)
     flights: SingleFlight[str, KeyPrincipal] = field(default_factory=SingleFlight)
+    generation: int = 0  # moved on by every `forget`
 
     def get(self, key_hash: str, now: datetime) -> KeyPrincipal | None:
         found = self._entries.get(key_hash)
@@ -80,13 +81,29 @@ class KeyCache:
             return None
         return principal
 
-    def put(self, key_hash: str, principal: KeyPrincipal, expires_at: datetime | None) -> None:
+    def put(
+        self,
+        key_hash: str,
+        principal: KeyPrincipal,
+        expires_at: datetime | None,
+        *,
+        read_at: float | None = None,
+        generation: int | None = None,
+    ) -> None:
+        """Keep a key read at `read_at` (its age counts from the read), unless a `forget` came
+        since the read began (`generation`)."""
+        if generation is not None and generation != self.generation:
+            return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key_hash] = (self.clock(), principal, expires_at)
+        stored_at = self.clock() if read_at is None else read_at
+        self._entries[key_hash] = (stored_at, principal, expires_at)
 
     def forget(self, key_id: str) -> None:
-        """Drop every entry for `key_id` (after a revocation in this process)."""
+        """Drop every entry for `key_id` (after a revocation in this process); lookups already
+        running are neither kept nor joined."""
+        self.generation += 1
+        self.flights = SingleFlight()
         for key_hash, (_, principal, _) in list(self._entries.items()):
             if principal.key_id == key_id:
                 del self._entries[key_hash]
@@ -297,6 +314,7 @@ async def authenticate(
 async def _look_up(
     db: Database, prefix: str, key_hash: str, now: datetime, cache: KeyCache | None
 ) -> KeyPrincipal:
+    read_at, generation = (cache.clock(), cache.generation) if cache is not None else (0.0, 0)
     async with db.reading() as connection:
         row = await TenantRepository(connection).key_by_prefix(prefix)
     principal = _usable_key(row, key_hash, now)
@@ -305,7 +323,7 @@ async def _look_up(
         async with db.transaction() as connection:
             await TenantRepository(connection).touch_key(row["id"], now)
     if cache is not None:
-        cache.put(key_hash, principal, row["expires_at"])
+        cache.put(key_hash, principal, row["expires_at"], read_at=read_at, generation=generation)
     return principal
 
 
