@@ -59,7 +59,7 @@ async def test_batches_are_cut_at_max_batch(db: Database) -> None:
     assert await stored(db) == keys
 
 
-async def test_a_failing_batch_is_retried_one_by_one_and_only_its_culprit_fails(
+async def test_a_failing_batch_is_retried_in_parts_and_only_its_culprit_fails(
     db: Database,
 ) -> None:
     group = GroupCommit(db, shelve)
@@ -69,8 +69,22 @@ async def test_a_failing_batch_is_retried_one_by_one_and_only_its_culprit_fails(
     )
     assert results[0] == "stored a" and results[2] == "stored b"
     assert isinstance(results[1], IntegrityError)
-    assert group.batches == 3  # "taken", then "a" and "b" alone: the shared batch rolled back
+    assert group.batches == 3  # "taken", then "a" and "b" apart: the shared batch rolled back
     assert await stored(db) == ["taken", "a", "b"]
+
+
+async def test_one_bad_item_in_a_large_batch_costs_a_few_transactions_not_one_each(
+    db: Database,
+) -> None:
+    group = GroupCommit(db, shelve)
+    await group.submit("taken")
+    keys = [f"k{i:02d}" for i in range(32)]
+    keys[19] = "taken"
+    results = await asyncio.gather(*(group.submit(k) for k in keys), return_exceptions=True)
+    assert [type(r) for r in results].count(IntegrityError) == 1
+    assert isinstance(results[19], IntegrityError)
+    assert 1 + 2 <= group.batches <= 1 + 2 * 5  # the halves that held only good items
+    assert await stored(db) == ["taken", *(k for k in keys if k != "taken")]  # still in order
 
 
 async def test_a_canceled_caller_s_item_is_still_written(db: Database) -> None:
