@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -12,21 +12,13 @@ from smsrelay.services.tenants import (
     KEY_CACHE_SECONDS,
     KeyCache,
     KeyPrincipal,
+    NotAuthenticated,
     create_key,
     revoke_key,
 )
 from smsrelay.store.tenants import TenantRepository
 from tests.integration.conftest import Api
-
-
-class Ticks:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.timing import PausedFirstCall, Ticks
 
 
 async def _status(api: Api, key: str) -> int:
@@ -61,45 +53,57 @@ async def test_a_wrong_secret_is_never_answered_from_the_cache(api: Api) -> None
     assert await _status(api, api.api_key[:-4] + "AAAA") == 401
 
 
-def test_an_expired_key_is_not_answered_from_the_cache() -> None:
+async def test_an_expired_key_is_not_answered_from_the_cache() -> None:
     cache = KeyCache(clock=Ticks())
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
     principal = KeyPrincipal(tenant_id="ten_1", key_id="key_1", scopes=frozenset({"send"}))
-    cache.put("hash", principal, expires_at=now + timedelta(seconds=1))
-    assert cache.get("hash", now) == principal
-    assert cache.get("hash", now + timedelta(seconds=1)) is None
+    reads: list[datetime] = []
+
+    async def read() -> tuple[KeyPrincipal, datetime | None]:
+        reads.append(now)
+        if len(reads) > 1:
+            raise NotAuthenticated("this API key expired")
+        return principal, now + timedelta(seconds=1)
+
+    assert await cache.get("hash", now, read) == principal
+    assert await cache.get("hash", now, read) == principal and len(reads) == 1
+    with pytest.raises(NotAuthenticated, match="expired"):
+        await cache.get("hash", now + timedelta(seconds=1), read)
 
 
-def test_the_cache_stays_bounded() -> None:
+async def test_the_cache_stays_bounded() -> None:
     cache = KeyCache(clock=Ticks(), max_entries=2)
     principal = KeyPrincipal(tenant_id="ten_1", key_id="key_1")
-    for key_hash in ("a", "b", "c"):
-        cache.put(key_hash, principal, None)
+    reads: list[str] = []
     now = datetime(2026, 3, 1, 12, tzinfo=UTC)
-    assert [cache.get(h, now) for h in ("a", "b", "c")] == [None, None, principal]
+
+    def reader(key_hash: str) -> Callable[[], Awaitable[tuple[KeyPrincipal, None]]]:
+        async def read() -> tuple[KeyPrincipal, None]:
+            reads.append(key_hash)
+            return principal, None
+
+        return read
+
+    for key_hash in ("a", "b", "c", "c", "a"):
+        await cache.get(key_hash, now, reader(key_hash))
+    assert reads == ["a", "b", "c", "a"]  # "c" was kept; "a" had been let go to make room
 
 
 async def test_a_revocation_here_beats_a_lookup_that_was_already_running(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created = await create_key(api.container.db, api.tenant_id, scopes=frozenset({"read"}))
-    reading, release = asyncio.Event(), asyncio.Event()
-    key_by_prefix = TenantRepository.key_by_prefix
-
-    async def slow_first_read(repository: TenantRepository, prefix: str) -> Any:
-        row = await key_by_prefix(repository, prefix)
-        if not release.is_set():
-            reading.set()
-            await release.wait()
-        return row
-
-    monkeypatch.setattr(TenantRepository, "key_by_prefix", slow_first_read)
+    paused = PausedFirstCall(TenantRepository.key_by_prefix)
+    # A function, so that it binds to the repository as the method it replaces does.
+    monkeypatch.setattr(
+        TenantRepository, "key_by_prefix", lambda repo, prefix: paused(repo, prefix)
+    )
     before = asyncio.create_task(_status(api, created.api_key))
-    await reading.wait()  # a request's lookup has read the key, still active, and is paused
+    await paused.reached.wait()  # a request's lookup has read the key, still active, and is paused
     await revoke_key(api.container.db, created.info.key_id, cache=api.container.key_cache)
     after = asyncio.create_task(_status(api, created.api_key))  # sent once the revoke answered
     await asyncio.sleep(0.05)
-    release.set()
+    paused.release()
     assert await before == 200  # it was in flight before the revocation
     assert await after == 401
     assert await _status(api, created.api_key) == 401

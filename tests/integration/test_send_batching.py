@@ -14,6 +14,7 @@ from smsrelay.services.alerts import AlertNetwork
 from smsrelay.store.database import Database
 from smsrelay.store.tenants import TenantRepository
 from tests.integration.conftest import Api
+from tests.timing import PausedFirstCall, Ticks
 
 SUPPRESSED = "+14155550123"
 
@@ -82,16 +83,6 @@ async def test_an_invalid_send_among_valid_ones_is_refused_alone(api: Api) -> No
 # -- the tenant's terms, cached --------------------------------------------------------------
 
 
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def _price(api: Api, per_segment: str) -> None:
     body = {"perSegment": per_segment, "currency": "USD"}
     answer = await api.client.put("/api/prices/twilio/US", json=body, headers=api.auth())
@@ -106,7 +97,7 @@ async def _cost_per_unit(api: Api) -> str:
 
 
 async def test_a_price_set_through_this_process_applies_to_the_very_next_send(api: Api) -> None:
-    api.container.policies.clock = Ticks()  # the cache never expires on its own here
+    api.container.policies.terms.clock = Ticks()  # the cache never expires on its own here
     shipped = await _cost_per_unit(api)
     await _price(api, "0.05")
     assert await _cost_per_unit(api) == "0.05" != shipped
@@ -119,7 +110,7 @@ async def test_a_price_set_by_another_process_applies_once_the_terms_are_read_ag
     api: Api,
 ) -> None:
     ticks = Ticks()
-    api.container.policies.clock = ticks
+    api.container.policies.terms.clock = ticks
     shipped = await _cost_per_unit(api)
     given = prices.PriceInput("twilio", "US", "0.07", "USD")  # as the CLI or another API would
     await prices.set_tenant_price(api.container.db, api.tenant_id, given, datetime.now(UTC))
@@ -154,21 +145,12 @@ async def test_sends_that_miss_the_cache_together_read_the_terms_and_the_key_onc
 async def test_a_price_set_while_the_terms_are_being_read_applies_to_the_next_send(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reading, release = asyncio.Event(), asyncio.Event()
-    read_terms = prices.read_tenant_terms
-
-    async def slow_first_read(db: Database, tenant_id: str) -> prices.TenantTerms:
-        terms = await read_terms(db, tenant_id)
-        if not release.is_set():
-            reading.set()
-            await release.wait()
-        return terms
-
-    monkeypatch.setattr(prices, "read_tenant_terms", slow_first_read)
+    paused = PausedFirstCall(prices.read_tenant_terms)
+    monkeypatch.setattr(prices, "read_tenant_terms", paused)
     first = asyncio.create_task(_cost_per_unit(api))
-    await reading.wait()  # the first send has read the old terms and is paused
+    await paused.reached.wait()  # the first send has read the old terms and is paused
     await _price(api, "0.05")
-    release.set()
+    paused.release()
     await first
     assert await _cost_per_unit(api) == "0.05"
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -17,7 +16,7 @@ from smsrelay.domain import pricing
 from smsrelay.providers.registry import TENANT_CONFIGS
 from smsrelay.services.errors import InvalidRequest, NotFound
 from smsrelay.services.provider_configs import routed_policy
-from smsrelay.services.single_flight import SingleFlight
+from smsrelay.services.read_cache import ReadCache
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository
@@ -121,44 +120,22 @@ TERMS_CACHE_SECONDS = 2.0
 @dataclass
 class TenantPolicies:
     """Each tenant's submit policy with no database read per send: its terms are read at most
-    once every `ttl` seconds.
-
-    A price or provider account changed through this process applies at once (`forget`); one
-    changed through another process (another API process, the CLI) within `ttl` seconds.
-    """
+    once every `TERMS_CACHE_SECONDS` (services/read_cache.py). A price or provider account
+    changed through this process applies at once (`forget`)."""
 
     db: Database
-    ttl: float = TERMS_CACHE_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    max_entries: int = 10_000
-    _entries: dict[str, tuple[float, TenantTerms]] = field(default_factory=dict)
-    _flights: SingleFlight[str, TenantTerms] = field(default_factory=SingleFlight)
-    _generation: int = 0  # moved on by every `forget`: a read begun before it is not kept
+    terms: ReadCache[str, TenantTerms] = field(
+        default_factory=lambda: ReadCache(TERMS_CACHE_SECONDS)
+    )
 
     async def policy(self, base: SubmitPolicy, tenant_id: str) -> SubmitPolicy:
-        """`tenant_policy(db, base, tenant_id)`, from terms at most `ttl` seconds old."""
-        found = self._entries.get(tenant_id)
-        if found is None or self.clock() - found[0] >= self.ttl:
-            terms = await self._flights.run(tenant_id, partial(self._read, tenant_id))
-        else:
-            terms = found[1]
+        """`tenant_policy(db, base, tenant_id)`, from terms at most seconds old."""
+        terms = await self.terms.get(tenant_id, partial(read_tenant_terms, self.db, tenant_id))
         return terms.apply(base)
-
-    async def _read(self, tenant_id: str) -> TenantTerms:
-        read_at, generation = self.clock(), self._generation
-        terms = await read_tenant_terms(self.db, tenant_id)
-        if generation != self._generation:  # a change landed while reading: don't keep these
-            return terms
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[tenant_id] = (read_at, terms)
-        return terms
 
     def forget(self, tenant_id: str) -> None:
         """Read the tenant's terms again on its next send (they just changed here)."""
-        self._generation += 1
-        self._entries.pop(tenant_id, None)
-        self._flights.forget(tenant_id)
+        self.terms.forget(tenant_id)
 
 
 async def record_provider_price(

@@ -13,8 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -29,8 +28,8 @@ from smsrelay.providers.registry import TENANT_CONFIGS
 from smsrelay.providers.tenant_config import TenantConfigSpec
 from smsrelay.services.delivery import MessageScope
 from smsrelay.services.errors import Conflict, InvalidRequest, NotFound, ServiceError
+from smsrelay.services.read_cache import ReadCache
 from smsrelay.services.secrets import ENV_VAR, GENERATE_COMMAND, SecretBox, SecretDecryptError
-from smsrelay.services.single_flight import SingleFlight
 from smsrelay.services.submit import SubmitPolicy
 from smsrelay.store.database import Database
 from smsrelay.store.provider_configs import ProviderConfigRepository
@@ -85,42 +84,8 @@ class Signer:
     tenant_id: str
 
 
+# How long an account's webhook signing keys are used without reading them again.
 SIGNER_CACHE_SECONDS = 2.0
-
-
-@dataclass
-class SignerCache:
-    """The signing keys of each (provider, account), read and decrypted at most every `ttl` s.
-
-    A config saved or removed in this process is forgotten at once (`clear`); one changed in
-    another process is seen here within `ttl` seconds, as a revoked API key is.
-    """
-
-    ttl: float = SIGNER_CACHE_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    max_entries: int = 10_000
-    _entries: dict[tuple[str, str], tuple[float, list[Signer]]] = field(default_factory=dict)
-    _flights: SingleFlight[tuple[str, str], list[Signer]] = field(default_factory=SingleFlight)
-    _cleared: int = 0
-
-    async def get(
-        self, key: tuple[str, str], read: Callable[[], Awaitable[list[Signer]]]
-    ) -> list[Signer]:
-        found = self._entries.get(key)
-        if found is not None and self.clock() - found[0] < self.ttl:
-            return found[1]
-        cleared = self._cleared
-        signers = await self._flights.run(key, read)
-        if cleared == self._cleared:  # not read across a change
-            if len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (self.clock(), signers)
-        return signers
-
-    def clear(self, _tenant_id: str = "") -> None:
-        self._entries.clear()
-        self._flights = SingleFlight()
-        self._cleared += 1
 
 
 def spec_for(
@@ -147,7 +112,10 @@ class ProviderConfigs:
     box: SecretBox | None
     specs: Mapping[str, TenantConfigSpec] = field(default_factory=lambda: TENANT_CONFIGS)
     changed: list[Callable[[str], None]] = field(default_factory=list)
-    signers: SignerCache = field(default_factory=SignerCache)
+    # Each (provider, account)'s signing keys, read and decrypted at most every 2 s.
+    signers: ReadCache[tuple[str, str], list[Signer]] = field(
+        default_factory=lambda: ReadCache(SIGNER_CACHE_SECONDS)
+    )
 
     async def save(
         self, tenant_id: str, provider: str, values: Mapping[str, Any], now: datetime

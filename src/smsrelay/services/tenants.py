@@ -8,7 +8,7 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -18,7 +18,7 @@ from sqlalchemy.engine import RowMapping
 
 from smsrelay.domain.ids import new_id
 from smsrelay.services.errors import InvalidRequest, NotAuthenticated, NotFound, ServiceError
-from smsrelay.services.single_flight import SingleFlight
+from smsrelay.services.read_cache import ReadCache
 from smsrelay.services.submit import Principal
 from smsrelay.store.database import Database
 from smsrelay.store.tenants import NewKey, TenantRepository
@@ -55,58 +55,40 @@ class KeyPrincipal(Principal):
     scopes: frozenset[str] = frozenset()
 
 
+# A verified key: who it acts for, and when it expires.
+VerifiedKey = tuple[KeyPrincipal, datetime | None]
+
+
 @dataclass
 class KeyCache:
     """Keys verified in the last `ttl` seconds, by hash: no database read per request.
 
     A revocation made in another process (the CLI, another API process) takes effect once the
-    entry is `ttl` seconds old; `forget` makes one in this process take effect at once. An
+    entry is `ttl` seconds old; `revoked` makes one in this process take effect at once. An
     expired key is never answered from the cache. Failed lookups are not cached.
     """
 
     ttl: float = KEY_CACHE_SECONDS
     clock: Callable[[], float] = time.monotonic
     max_entries: int = 10_000
-    _entries: dict[str, tuple[float, KeyPrincipal, datetime | None]] = field(default_factory=dict)
-    flights: SingleFlight[str, KeyPrincipal] = field(default_factory=SingleFlight)
-    generation: int = 0  # moved on by every `forget`
+    _keys: ReadCache[str, VerifiedKey] = field(init=False)
 
-    def get(self, key_hash: str, now: datetime) -> KeyPrincipal | None:
-        found = self._entries.get(key_hash)
-        if found is None:
-            return None
-        stored_at, principal, expires_at = found
-        if self.clock() - stored_at >= self.ttl or (expires_at is not None and expires_at <= now):
-            del self._entries[key_hash]
-            return None
+    def __post_init__(self) -> None:
+        self._keys = ReadCache(self.ttl, self.clock, self.max_entries)
+
+    async def get(
+        self, key_hash: str, now: datetime, read: Callable[[], Awaitable[VerifiedKey]]
+    ) -> KeyPrincipal:
+        """The key's principal, verified by `read` at most `ttl` seconds ago."""
+        principal, expires_at = await self._keys.get(key_hash, read)
+        if expires_at is not None and expires_at <= now:  # expired since it was read
+            self._keys.forget(key_hash)
+            principal, _ = await read()  # refused, saying when it expired
         return principal
 
-    def put(
-        self,
-        key_hash: str,
-        principal: KeyPrincipal,
-        expires_at: datetime | None,
-        *,
-        read_at: float | None = None,
-        generation: int | None = None,
-    ) -> None:
-        """Keep a key read at `read_at` (its age counts from the read), unless a `forget` came
-        since the read began (`generation`)."""
-        if generation is not None and generation != self.generation:
-            return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        stored_at = self.clock() if read_at is None else read_at
-        self._entries[key_hash] = (stored_at, principal, expires_at)
-
-    def forget(self, key_id: str) -> None:
-        """Drop every entry for `key_id` (after a revocation in this process); lookups already
-        running are neither kept nor joined."""
-        self.generation += 1
-        self.flights = SingleFlight()
-        for key_hash, (_, principal, _) in list(self._entries.items()):
-            if principal.key_id == key_id:
-                del self._entries[key_hash]
+    def revoked(self) -> None:
+        """A key was revoked through this process: every key is read again (this is rare)."""
+        self._keys.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,19 +284,14 @@ async def authenticate(
         raise NotAuthenticated("unknown API key")
     now = datetime.now(UTC)
     key_hash = hash_key(raw_key)
+    look_up = partial(_look_up, db, parts[1], key_hash, now)
     if cache is None:
-        return await _look_up(db, parts[1], key_hash, now, None)
-    cached = cache.get(key_hash, now)
-    if cached is not None:
-        return cached
-    # One read for all the requests that missed together.
-    return await cache.flights.run(key_hash, partial(_look_up, db, parts[1], key_hash, now, cache))
+        principal, _ = await look_up()
+        return principal
+    return await cache.get(key_hash, now, look_up)
 
 
-async def _look_up(
-    db: Database, prefix: str, key_hash: str, now: datetime, cache: KeyCache | None
-) -> KeyPrincipal:
-    read_at, generation = (cache.clock(), cache.generation) if cache is not None else (0.0, 0)
+async def _look_up(db: Database, prefix: str, key_hash: str, now: datetime) -> VerifiedKey:
     async with db.reading() as connection:
         row = await TenantRepository(connection).key_by_prefix(prefix)
     principal = _usable_key(row, key_hash, now)
@@ -322,9 +299,7 @@ async def _look_up(
     if _stale(row["last_used_at"], now):
         async with db.transaction() as connection:
             await TenantRepository(connection).touch_key(row["id"], now)
-    if cache is not None:
-        cache.put(key_hash, principal, row["expires_at"], read_at=read_at, generation=generation)
-    return principal
+    return principal, row["expires_at"]
 
 
 def _usable_key(row: RowMapping | None, key_hash: str, now: datetime) -> KeyPrincipal:
@@ -371,5 +346,5 @@ async def revoke_key(
         row = await repository.key_by_id(key_id)
     assert row is not None
     if cache is not None:
-        cache.forget(key_id)
+        cache.revoked()
     return _info(row, now)

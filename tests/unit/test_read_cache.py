@@ -1,11 +1,13 @@
-"""SignerCache: a status callback's account keys are read once per few seconds, not per callback."""
+"""ReadCache: what a request reads (here a status callback's account keys) is read once per few
+seconds, not per request."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 
-from smsrelay.services.provider_configs import Signer, SignerCache
+from smsrelay.services.provider_configs import Signer
+from smsrelay.services.read_cache import ReadCache
 
 KEY = ("twilio", "AC1")
 
@@ -33,7 +35,7 @@ class Reads:
 
 async def test_callbacks_within_the_ttl_read_once() -> None:
     clock, reads = Clock(), Reads()
-    cache = SignerCache(ttl=2.0, clock=clock)
+    cache = ReadCache[tuple[str, str], list[Signer]](2.0, clock)
     together = await asyncio.gather(*(cache.get(KEY, reads) for _ in range(20)))
     assert all(found == reads.signers for found in together)
     clock.now += 1.9
@@ -46,26 +48,26 @@ async def test_callbacks_within_the_ttl_read_once() -> None:
 
 async def test_an_account_with_no_config_is_remembered_too() -> None:
     reads = Reads(signers=[])
-    cache = SignerCache(clock=Clock())
+    cache = ReadCache[tuple[str, str], list[Signer]](2.0, Clock())
     assert await cache.get(KEY, reads) == [] and await cache.get(KEY, reads) == []
     assert reads.count == 1
 
 
 async def test_a_change_in_this_process_is_seen_at_once() -> None:
     reads = Reads()
-    cache = SignerCache(clock=Clock())
+    cache = ReadCache[tuple[str, str], list[Signer]](2.0, Clock())
     await cache.get(KEY, reads)
     reads.signers = [Signer("token-2", "tenant-a")]
-    cache.clear("tenant-a")
+    cache.clear()
     assert await cache.get(KEY, reads) == [Signer("token-2", "tenant-a")]
 
 
 async def test_a_read_that_began_before_a_change_is_not_kept() -> None:
     reads = Reads()
-    cache = SignerCache(clock=Clock())
+    cache = ReadCache[tuple[str, str], list[Signer]](2.0, Clock())
     before = asyncio.create_task(cache.get(KEY, reads))
     await asyncio.sleep(0)  # reading the old keys
-    cache.clear("tenant-a")
+    cache.clear()
     reads.signers = [Signer("token-2", "tenant-a")]
     await before
     assert await cache.get(KEY, reads) == [Signer("token-2", "tenant-a")]
