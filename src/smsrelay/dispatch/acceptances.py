@@ -24,7 +24,7 @@ from smsrelay.domain.status import Status
 from smsrelay.services.delivery import error_columns
 from smsrelay.store.claims import rechecked
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.outbox import OutboxRepository, event_row
 from smsrelay.store.tables import message_events, messages, unmatched_callbacks
 
 # What to do with an acceptance whose lease this worker no longer holds (see the dispatcher).
@@ -100,15 +100,14 @@ class AcceptanceWriter:
 
 
 def _event(acceptance: Acceptance, now: datetime) -> dict[str, Any]:
-    return {
-        "message_id": acceptance.message_id,
-        "created_at": now,
-        "kind": "provider_accepted",
-        "from_status": Status.SENDING.value,
-        "to_status": Status.SENT.value,
-        "data": acceptance.event_data,
-        "dedupe_key": None,
-    }
+    return event_row(
+        acceptance.message_id,
+        "provider_accepted",
+        now,
+        from_status=Status.SENDING.value,
+        to_status=Status.SENT.value,
+        data=acceptance.event_data,
+    )
 
 
 async def _mark_sent(

@@ -46,7 +46,7 @@ from smsrelay.services.prices import record_provider_price
 from smsrelay.services.provider_pool import ProviderPool
 from smsrelay.store.claims import claim_due, claim_expired, claim_unconfirmed, claim_unpriced
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import MessageEventNote, OutboxRepository
+from smsrelay.store.outbox import MessageEventNote, OutboxRepository, event_row
 from smsrelay.store.tables import message_events
 
 log = get_logger("smsrelay.dispatch")
@@ -591,15 +591,14 @@ async def _record_claims(
     if not rows:
         return
     events = [
-        {
-            "message_id": row["id"],
-            "created_at": now,
-            "kind": "attempt_started",
-            "from_status": Status.PENDING.value,
-            "to_status": Status.SENDING.value,
-            "data": {"attempt": row["attempt_count"], "worker": worker},
-            "dedupe_key": None,
-        }
+        event_row(
+            row["id"],
+            "attempt_started",
+            now,
+            from_status=Status.PENDING.value,
+            to_status=Status.SENDING.value,
+            data={"attempt": row["attempt_count"], "worker": worker},
+        )
         for row in rows
     ]
     await connection.execute(insert(message_events), events)

@@ -14,6 +14,7 @@ from smsrelay.domain.status import Status
 from smsrelay.services.errors import Conflict, NotFound
 from smsrelay.store.bulks import BulkRepository
 from smsrelay.store.database import Database
+from smsrelay.store.outbox import event_row
 
 # Handed to the provider: these cost money. Pending ones may still cost (the estimate).
 BILLED: Final = frozenset({"sending", "sent", "delivered", "undelivered"})
@@ -79,12 +80,11 @@ async def cancel_bulk(db: Database, tenant_id: str, bulk_id: str, now: datetime)
 
 
 def _canceled_event(message_id: str, now: datetime) -> dict[str, object]:
-    return {
-        "message_id": message_id,
-        "kind": "canceled",
-        "created_at": now,
-        "from_status": Status.PENDING.value,
-        "to_status": Status.CANCELED.value,
-        "data": {"reason": "bulk_canceled"},
-        "dedupe_key": None,
-    }
+    return event_row(
+        message_id,
+        "canceled",
+        now,
+        from_status=Status.PENDING.value,
+        to_status=Status.CANCELED.value,
+        data={"reason": "bulk_canceled"},
+    )

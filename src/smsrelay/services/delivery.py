@@ -17,7 +17,7 @@ from smsrelay.domain.status import Status, moves_forward
 from smsrelay.providers.base import ProviderError, SendResult
 from smsrelay.store.database import Database
 from smsrelay.store.group_commit import GroupCommit
-from smsrelay.store.outbox import OutboxRepository
+from smsrelay.store.outbox import OutboxRepository, event_row
 from smsrelay.store.outbox_batch import OutboxBatch
 from smsrelay.store.tables import unmatched_callbacks
 
@@ -189,15 +189,15 @@ def _event_values(message: Mapping[str, Any], update: StatusUpdate, outcome: str
     data = {"providerStatus": update.provider_status, **_error_data(update.error)}
     if not applied:
         data["ignored"] = _IGNORED_REASONS[outcome]
-    return {
-        "message_id": message["id"],
-        "kind": "provider_status",
-        "created_at": update.received_at,
-        "from_status": message["status"],
-        "to_status": update.status.value if applied else None,
-        "data": data,
-        "dedupe_key": update.dedupe_key,
-    }
+    return event_row(
+        message["id"],
+        "provider_status",
+        update.received_at,
+        from_status=message["status"],
+        to_status=update.status.value if applied else None,
+        data=data,
+        dedupe_key=update.dedupe_key,
+    )
 
 
 _IGNORED_REASONS = {

@@ -19,7 +19,7 @@ from smsrelay.domain.status import Status
 from smsrelay.services import balances, consent, idempotency
 from smsrelay.services.errors import InvalidRequest
 from smsrelay.store.database import Database
-from smsrelay.store.outbox import OutboxRepository, event_of, to_entry
+from smsrelay.store.outbox import OutboxRepository, event_of, event_row, to_entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,15 +184,7 @@ async def decide_consent(
 
 
 def _event(row: dict[str, Any], kind: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "message_id": row["id"],
-        "kind": kind,
-        "created_at": row["created_at"],
-        "from_status": None,
-        "to_status": row["status"],
-        "data": data or {},
-        "dedupe_key": None,
-    }
+    return event_row(row["id"], kind, row["created_at"], to_status=row["status"], data=data)
 
 
 def _by_tenant(rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -180,15 +180,15 @@ class OutboxRepository:
         dedupe_key: str | None = None,
     ) -> bool:
         """Append an event; False (and nothing written) when `dedupe_key` was seen before."""
-        values = {
-            "message_id": message_id,
-            "kind": kind,
-            "created_at": at,
-            "from_status": from_status,
-            "to_status": to_status,
-            "data": dict(data or {}),
-            "dedupe_key": dedupe_key,
-        }
+        values = event_row(
+            message_id,
+            kind,
+            at,
+            from_status=from_status,
+            to_status=to_status,
+            data=data,
+            dedupe_key=dedupe_key,
+        )
         if dedupe_key is None:
             await self.connection.execute(insert(message_events).values(**values))
             return True
@@ -250,6 +250,28 @@ def _conditions(query: OutboxFilter) -> list[Any]:
             )
         )
     return conditions
+
+
+def event_row(
+    message_id: str,
+    kind: str,
+    at: datetime,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> dict[str, Any]:
+    """One `message_events` row, for `add_event` or a batch's executemany."""
+    return {
+        "message_id": message_id,
+        "kind": kind,
+        "created_at": at,
+        "from_status": from_status,
+        "to_status": to_status,
+        "data": dict(data or {}),
+        "dedupe_key": dedupe_key,
+    }
 
 
 def event_of(row: Mapping[Any, Any]) -> MessageEvent:
