@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from smsrelay import __version__
+from smsrelay.api.direct import document_bodies
 from smsrelay.api.errors import install_error_handlers
 from smsrelay.api.guards import RefuseNul
 from smsrelay.api.routes import (
@@ -74,6 +75,7 @@ def create_app(container: Container, *, dispatch: bool = True, manage: bool = Tr
     app.include_router(providers.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    document_bodies(app)
     return app
 
 

@@ -12,7 +12,7 @@ from smsrelay.bootstrap import Container
 from smsrelay.services.submit import Principal
 from smsrelay.services.tenants import InsufficientScope, KeyPrincipal, authenticate, ensure_scope
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `smsrelay tenants create`")
+bearer = HTTPBearer(auto_error=False, description="An API key from `smsrelay tenants create`")
 
 
 async def get_container(request: Request) -> Container:
@@ -31,7 +31,7 @@ API_KEY_LIMIT_SCOPE = "api-key"
 
 async def get_principal(
     container: ContainerDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> KeyPrincipal:
     """The caller's key (401 when unusable), counted against the per-key rate limit (429)."""
     raw_key = credentials.credentials if credentials else None
