@@ -8,6 +8,8 @@ from typing import Any
 
 import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsrelay.domain import phones
 from tests.conftest import VECTORS
@@ -200,3 +202,43 @@ def test_refusal_never_echoes_the_whole_number() -> None:
         phones.normalize("+442071838750")
     assert "2071838750" not in str(caught.value)
     assert "8750" in str(caught.value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    calling_code=st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    national=st.integers(min_value=0, max_value=10**15),
+)
+def test_validity_is_what_libphonenumber_says(calling_code: int, national: int) -> None:
+    """`describe` derives validity from the number's type; it must agree with is_valid_number."""
+    parsed = phonenumbers.PhoneNumber(country_code=calling_code, national_number=national)
+    facts = phones.describe(parsed)
+    assert facts.valid == phonenumbers.is_valid_number(parsed)
+    assert facts.number_type == phonenumbers.PhoneNumberType.to_string(
+        phonenumbers.number_type(parsed)
+    )
+
+
+@pytest.mark.parametrize(
+    "e164", ["+14155552671", "+447911123456", "+919876543210", "+4915112345678", "+80012345678"]
+)
+def test_validity_of_real_numbers_is_what_libphonenumber_says(e164: str) -> None:
+    parsed = phonenumbers.parse(e164)
+    assert phones.describe(parsed).valid == phonenumbers.is_valid_number(parsed)
+
+
+def test_validity_of_every_example_number_is_what_libphonenumber_says() -> None:
+    """Each region's example number of each type (all valid), and each one cut short."""
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in range(phonenumbers.PhoneNumberType.UNKNOWN):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            shorter = phonenumbers.PhoneNumber(
+                country_code=example.country_code, national_number=example.national_number // 10
+            )
+            for parsed in (example, shorter):
+                assert phones.describe(parsed).valid == phonenumbers.is_valid_number(parsed)
+                checked += 1
+    assert checked > 2000
