@@ -169,6 +169,24 @@ async def test_forged_twilio_webhooks_are_refused(
     assert response.status_code == 200, response.text
 
 
+async def test_a_repeated_status_field_is_signed_with_every_value(api: Api) -> None:
+    """Twilio signs each value of a repeated field (sorted, without repeats): the status webhook
+    checks the signature over all of them, not over the last one alone."""
+    token = api.container.webhook_auth_tokens[0]
+    params = status_params()
+    sent: dict[str, str | list[str]] = {**params, "Tag": ["b", "a", "b"]}
+    last_only = compute_signature(f"{BASE}{STATUS_PATH}", {**params, "Tag": "b"}, token)
+    response = await api.client.post(
+        STATUS_PATH, data=sent, headers={"X-Twilio-Signature": last_only}
+    )
+    assert response.status_code == 403, response.text
+    signature = compute_signature(f"{BASE}{STATUS_PATH}", sent, token)
+    response = await api.client.post(
+        STATUS_PATH, data=sent, headers={"X-Twilio-Signature": signature}
+    )
+    assert response.status_code == 200, response.text
+
+
 # -- replays -------------------------------------------------------------------------------
 
 
