@@ -82,6 +82,39 @@ async def test_acceptances_arriving_together_share_a_transaction(world: World) -
     assert {(await world.row(i))["status"] for i in ids} == {"sent"}
 
 
+async def test_a_lingering_writer_waits_for_company_before_it_writes(world: World) -> None:
+    ids = [await world.submit(body=f"Hi {i}") for i in range(4)]
+    async with world.db.transaction() as connection:
+        await claim_due(connection, "w1", world.clock.now, timedelta(seconds=30), 4)
+    counting = CountingDatabase(world.db)
+    patient = _lingering(counting, world, linger_seconds=30.0)
+
+    first = asyncio.create_task(patient.record(Acceptance(ids[0], "SM0", {})))
+    await asyncio.sleep(0.05)  # the database is free, but one acceptance waits for company
+    assert counting.transactions == 0 and not first.done()
+    rest = [patient.record(Acceptance(i, f"SM{n}", {})) for n, i in enumerate(ids[1:3], 1)]
+    await asyncio.wait_for(asyncio.gather(first, *rest), 5.0)  # the third fills the batch
+    assert counting.transactions == 1
+
+    brief = _lingering(counting, world, linger_seconds=0.05)
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(brief.record(Acceptance(ids[3], "SM3", {})), 5.0)  # alone, at last
+    assert asyncio.get_running_loop().time() - started >= 0.04
+    assert counting.transactions == 2
+    assert {(await world.row(i))["status"] for i in ids} == {"sent"}
+
+
+def _lingering(db: CountingDatabase, world: World, linger_seconds: float) -> AcceptanceWriter:
+    return AcceptanceWriter(
+        db,  # type: ignore[arg-type]
+        "w1",
+        world.clock,
+        _never_late,
+        fill=3,
+        linger_seconds=linger_seconds,
+    )
+
+
 class SlowToOpenDatabase(CountingDatabase):
     """Each transaction opens only once `opened` is set, as when another writer holds SQLite."""
 

@@ -69,6 +69,7 @@ class DispatchConfig:
     reconcile_after_seconds: float = 5.0
     poll_seconds: float = 0.2
     refill_wait_seconds: float = 0.02
+    acceptance_linger_seconds: float = 0.02
     status_callback_url: str | None = None
     status_check_after_seconds: float = 600.0
     unresolved_after_seconds: float = 3600.0
@@ -105,7 +106,14 @@ class Dispatcher:
         self._sending: set[asyncio.Task[None]] = set()  # those holding a send slot
         self._next_status_check = 0.0
         self.pacer: Pacer = pacer or NoPacing()
-        self._acceptances = AcceptanceWriter(db, self.name, clock, _late_acceptance)
+        self._acceptances = AcceptanceWriter(
+            db,
+            self.name,
+            clock,
+            _late_acceptance,
+            fill=max(1, config.concurrency // 2),
+            linger_seconds=config.acceptance_linger_seconds,
+        )
 
     def wake(self) -> None:
         """Ask the loop to look for work now (called after a submit in the same process)."""
