@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -85,10 +86,23 @@ def serve(
         err=True,
     )
     api = create_app(container, dispatch=not no_dispatcher)
+    _freeze_startup_objects()
     # No proxy headers: behind a proxy, X-Forwarded-For from a client would defeat per-IP limits.
     uvicorn.run(
         api, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
     )
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (modules, the app, the container: some 200,000 objects that live
+    as long as the process) out of the garbage collector's full passes.
+
+    Requests awaiting a group commit outlive the youngest generation, so full passes come every
+    few thousand requests, and each walked every one of those objects: on the status webhook
+    about 100 µs of CPU per request.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _check_provider(container: Any) -> None:
