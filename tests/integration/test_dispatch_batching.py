@@ -113,6 +113,28 @@ async def test_sends_in_flight_never_exceed_the_concurrency(world: World) -> Non
     assert len(provider.requests) == 40
 
 
+async def test_a_claim_rounds_consent_check_reads_where_the_claim_wrote(world: World) -> None:
+    dispatcher = _dispatcher(world, FakeProvider(name="fake"), RoundsPacer())
+    await world.submit(body="warm-up")
+    await dispatcher.process_all()  # the tenant's provider accounts are cached from here on
+    for index in range(5):
+        await world.submit(body=f"message {index}")
+    readings: list[str] = []
+    reading = world.db.reading
+
+    def counted() -> Any:
+        readings.append("read")
+        return reading()
+
+    world.db.reading = counted  # type: ignore[method-assign]
+
+    assert await dispatcher.run_once() == 5
+    await dispatcher.drain()
+
+    assert readings == []  # no second connection (or SQLite hand-off) for the check
+    assert await _sent(world.db) == 6
+
+
 @pytest.mark.parametrize("limit", [0, -1])
 async def test_a_claim_for_no_slots_takes_nothing(world: World, limit: int) -> None:
     await world.submit()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Generator
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -91,3 +92,41 @@ async def test_on_sqlite_awaiting_more_than_the_database_is_refused_and_writes_n
     with pytest.raises(RuntimeError, match="awaited more than the database"):
         await db.write(work)
     assert await _keys(db) == []
+
+
+async def test_a_read_after_a_write_sees_it_where_the_write_ran(db: Database) -> None:
+    async def work(connection: AsyncConnection) -> str:
+        await connection.execute(insert(shelf).values(**_row("claimed")))
+        return await _where(connection)
+
+    async def read(connection: AsyncConnection, wrote_at: str) -> tuple[str, list[str]]:
+        keys = await connection.scalars(select(shelf.c.dedupe_key))
+        return await _where(connection), [wrote_at, *keys]
+
+    wrote_at, (read_at, seen) = await db.write_then_read(work, read)
+
+    assert read_at == wrote_at  # one hand-off to the writer thread, or one connection
+    assert wrote_at.startswith("smsrelay-sqlite" if db.is_sqlite else "pid ")
+    assert seen == [wrote_at, "claimed"]
+
+
+async def test_a_failed_write_is_not_followed_by_its_read(db: Database) -> None:
+    reads: list[str] = []
+
+    async def work(connection: AsyncConnection) -> None:
+        await connection.execute(insert(shelf).values(**_row("gone")))
+        raise ValueError("refused by the rules")
+
+    async def read(connection: AsyncConnection, _: None) -> None:
+        reads.append("read")
+
+    with pytest.raises(ValueError, match="refused by the rules"):
+        await db.write_then_read(work, read)
+    assert reads == [] and await _keys(db) == []
+
+
+async def _where(connection: AsyncConnection) -> str:
+    """The thread and connection a statement runs on (the server's pid on PostgreSQL)."""
+    if connection.dialect.name == "postgresql":
+        return f"pid {await connection.scalar(text('SELECT pg_backend_pid()'))}"
+    return threading.current_thread().name

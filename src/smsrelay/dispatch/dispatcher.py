@@ -31,6 +31,7 @@ from smsrelay.providers.base import (
     SendResult,
 )
 from smsrelay.services.consent import (
+    Decision,
     enforce_at_dispatch_batch,
     record_dispatch_decision,
     record_provider_opt_out,
@@ -55,6 +56,9 @@ log = get_logger("smsrelay.dispatch")
 # A send that waited longer than this for its pacing turn (or was booked again) has its consent
 # checked again: a STOP waits for the sends in flight only about a provider timeout.
 CONSENT_RECHECK_SECONDS = 1.0
+
+
+Claimed = tuple[list[RowMapping], list[RowMapping]]  # (leases taken over, messages claimed)
 
 
 def utcnow() -> datetime:
@@ -170,17 +174,23 @@ class Dispatcher:
         now = self.clock()
         lease = timedelta(seconds=self.config.lease_seconds)
 
-        async def claim(connection: AsyncConnection) -> tuple[list[RowMapping], list[RowMapping]]:
+        async def claim(connection: AsyncConnection) -> Claimed:
             stale = await claim_expired(connection, self.name, now, lease, limit)
             fresh = await claim_due(connection, self.name, now, lease, limit - len(stale))
             await _record_claims(connection, fresh, now, self.name)
             return stale, fresh
 
-        stale, fresh = await self.db.write(claim)  # on SQLite one hand-off, not ~20
+        async def check(connection: AsyncConnection, claimed: Claimed) -> list[Decision]:
+            return await self._consent_decisions(connection, claimed[1])
+
+        # The consent check reads after the claim's commit (see `_consent_cleared`); on SQLite
+        # both are one hand-off to the writer thread, on PostgreSQL one connection.
+        (stale, fresh), decisions = await self.db.write_then_read(claim, check)
         for row in stale:
             self._start(self._reconcile(row))
-        await self.providers.prepare(fresh)  # tenants' own accounts, so sends wait on no query
-        plan = await self.pacer.plan(await self._consent_cleared(fresh))
+        cleared = await self._set_aside_refused(fresh, decisions)
+        await self.providers.prepare(cleared)  # tenants' own accounts: sends wait on no query
+        plan = await self.pacer.plan(cleared)
         for row, start in plan.send:  # started first: their slots are running
             self._start(self._send(row, start))
         await put_back(self.db, plan.later, self.name, self.clock())
@@ -340,14 +350,29 @@ class Dispatcher:
         """
         if not rows:
             return rows
-        now = self.clock()
         async with self.db.reading() as connection:
-            decisions = await enforce_at_dispatch_batch(connection, rows, now)
+            decisions = await self._consent_decisions(connection, rows)
+        return await self._set_aside_refused(rows, decisions)
+
+    async def _consent_decisions(
+        self, connection: AsyncConnection, rows: list[RowMapping]
+    ) -> list[Decision]:
+        """Each row's consent decision now; reads only (may run on the SQLite writer thread)."""
+        if not rows:
+            return []
+        return await enforce_at_dispatch_batch(connection, rows, self.clock())
+
+    async def _set_aside_refused(
+        self, rows: list[RowMapping], decisions: list[Decision]
+    ) -> list[RowMapping]:
+        """The rows allowed to go; the refused ones recorded (suppressed or deferred)."""
         refused = [(r, d) for r, d in zip(rows, decisions, strict=True) if not d.allowed]
-        if refused:
-            async with self.db.transaction() as connection:
-                for row, decision in refused:
-                    await record_dispatch_decision(connection, row, decision, now)
+        if not refused:
+            return rows
+        now = self.clock()
+        async with self.db.transaction() as connection:
+            for row, decision in refused:
+                await record_dispatch_decision(connection, row, decision, now)
         return [row for row, decision in zip(rows, decisions, strict=True) if decision.allowed]
 
     def _request(self, row: RowMapping) -> SendRequest:

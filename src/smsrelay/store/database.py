@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from smsrelay.store.thread_writer import ThreadWriter
 
 Result = TypeVar("Result")
+Read = TypeVar("Read")
 MIGRATIONS = Path(__file__).with_name("migrations")
 _READ_ONLY = "smsrelay_read_only"
 
@@ -86,10 +87,40 @@ class Database:
         if self._writer is None or self._path is None:
             async with self.transaction() as connection:
                 return await work(connection)
-        if self._thread_writer is None:
-            self._thread_writer = ThreadWriter(f"sqlite:///{self._path}", _serialise_sqlite_writers)
         async with self._writer:
-            return await self._thread_writer.run(work)
+            return await self._threaded().run(work)
+
+    async def write_then_read(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[Result]],
+        read: Callable[[AsyncConnection, Result], Awaitable[Read]],
+    ) -> tuple[Result, Read]:
+        """`write(work)`, then `read(connection, its result)` in a read-only transaction that
+        begins after the write committed (it sees the write and every commit before it).
+
+        The read goes where the write went: on a SQLite file the same writer thread, one
+        hand-off for both; on PostgreSQL the same connection, one checkout for both. `read`,
+        like `work`, may await nothing but the connection.
+        """
+        if self._writer is None:
+            async with self.engine.connect() as connection:
+                async with connection.begin():
+                    done = await work(connection)
+                async with connection.begin():
+                    return done, await read(connection, done)
+        if self._path is None:
+            done = await self.write(work)
+            async with self.reading() as connection:
+                return done, await read(connection, done)
+        async with self._writer:
+            return await self._threaded().run_then_read(work, read)
+
+    def _threaded(self) -> ThreadWriter:
+        if self._thread_writer is None:
+            self._thread_writer = ThreadWriter(
+                f"sqlite:///{self._path}", _serialise_sqlite_writers, {_READ_ONLY: True}
+            )
+        return self._thread_writer
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:

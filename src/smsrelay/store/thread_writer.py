@@ -14,7 +14,7 @@ awaiting anything else there is a programming error and is refused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -24,18 +24,23 @@ from sqlalchemy.engine import Connection, Engine, NestedTransaction
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 Result = TypeVar("Result")
+Read = TypeVar("Read")
 Work = Callable[[AsyncConnection], Awaitable[Result]]
+ReadAfter = Callable[[AsyncConnection, Result], Awaitable[Read]]
 
 
 class ThreadWriter:
     """Runs write transactions on one thread of its own, against `url` (a SQLite file)."""
 
-    def __init__(self, url: str, configure: Callable[[Engine], None]) -> None:
+    def __init__(
+        self, url: str, configure: Callable[[Engine], None], read_only: Mapping[str, Any]
+    ) -> None:
         # One thread, so the connection is only ever used where it was made.
         self._engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=1
         )
         configure(self._engine)
+        self._read_only = dict(read_only)  # the execution options of a read-only transaction
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsrelay-sqlite")
 
     async def run(self, work: Work[Result]) -> Result:
@@ -43,10 +48,28 @@ class ThreadWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._transaction, work)
 
+    async def run_then_read(
+        self, work: Work[Result], read: ReadAfter[Result, Read]
+    ) -> tuple[Result, Read]:
+        """`run(work)`, then `read(connection, its result)` in a read-only transaction begun
+        after the commit, on the same thread: one hand-off for both."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transactions, work, read)
+
     def _transaction(self, work: Work[Result]) -> Result:
         with self._engine.begin() as connection:
             bridge = cast(AsyncConnection, _Bridge(connection))
             return _complete(cast(Coroutine[Any, Any, Result], work(bridge)))
+
+    def _transactions(
+        self, work: Work[Result], read: ReadAfter[Result, Read]
+    ) -> tuple[Result, Read]:
+        done = self._transaction(work)
+        with self._engine.connect() as plain:
+            reader = plain.execution_options(**self._read_only)
+            with reader.begin():
+                bridge = cast(AsyncConnection, _Bridge(reader))
+                return done, _complete(cast(Coroutine[Any, Any, Read], read(bridge, done)))
 
     def dispose(self) -> None:
         self._thread.submit(self._engine.dispose).result()
