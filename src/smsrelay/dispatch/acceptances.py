@@ -199,7 +199,9 @@ async def _parked_among(connection: AsyncConnection, sids: list[str | None]) -> 
     known = [sid for sid in sids if sid]
     if not known:
         return set()
-    query = select(unmatched_callbacks.c.provider_message_id).where(
-        unmatched_callbacks.c.provider_message_id.in_(known)
-    )
-    return set((await connection.execute(query)).scalars())
+    return set((await connection.execute(_PARKED_AMONG, {"v_sids": known})).scalars())
+
+
+_PARKED_AMONG = select(unmatched_callbacks.c.provider_message_id).where(
+    unmatched_callbacks.c.provider_message_id.in_(bindparam("v_sids", expanding=True))
+)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -150,22 +150,14 @@ class SuppressionRepository:
         return await _rows(self.connection, page)
 
     async def get_among(self, tenant_id: str, phones: Sequence[str]) -> dict[str, RowMapping]:
-        rows = await _rows(
-            self.connection,
-            select(suppressions).where(
-                suppressions.c.tenant_id == tenant_id, suppressions.c.phone.in_(phones)
-            ),
-        )
+        params = {"v_tenant": tenant_id, "v_phones": list(phones)}
+        rows = (await self.connection.execute(_SUPPRESSED_AMONG, params)).mappings()
         return {row["phone"]: row for row in rows}
 
     async def held_among(self, tenant_id: str, phones: Sequence[str]) -> set[str]:
         """The numbers among `phones` with a STOP being processed."""
-        found = await self.connection.scalars(
-            select(opt_out_holds.c.phone).where(
-                opt_out_holds.c.tenant_id == tenant_id, opt_out_holds.c.phone.in_(phones)
-            )
-        )
-        return set(found)
+        params = {"v_tenant": tenant_id, "v_phones": list(phones)}
+        return set(await self.connection.scalars(_HELD_AMONG, params))
 
     async def hold(self, tenant_id: str, phone: str, now: datetime) -> None:
         statement = insert(opt_out_holds).values(tenant_id=tenant_id, phone=phone, created_at=now)
@@ -192,6 +184,18 @@ class SuppressionRepository:
             )
         )
         return int(count or 0)
+
+
+# Built once: every dispatch round and every send asks them (building a statement and its
+# cache key cost more than running it).
+_SUPPRESSED_AMONG = select(suppressions).where(
+    suppressions.c.tenant_id == bindparam("v_tenant"),
+    suppressions.c.phone.in_(bindparam("v_phones", expanding=True)),
+)
+_HELD_AMONG = select(opt_out_holds.c.phone).where(
+    opt_out_holds.c.tenant_id == bindparam("v_tenant"),
+    opt_out_holds.c.phone.in_(bindparam("v_phones", expanding=True)),
+)
 
 
 class InboundRepository:
