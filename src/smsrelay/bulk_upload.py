@@ -10,6 +10,7 @@ recipient is sent twice. A number repeated across the file is sent once.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import hashlib
 import json
@@ -21,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from smsrelay.api.bulk_schemas import MAX_TO_CHARS, MAX_VARIABLE_CHARS
 from smsrelay.domain.phone_batch import NumberChecker
 from smsrelay.domain.templates import Template
 
@@ -96,14 +98,110 @@ def fingerprint(csv_path: Path, options: Options) -> str:
     return digest.hexdigest()[:32]
 
 
-def check_header(csv_path: Path) -> None:
-    """`UploadError` now, before anything is sent, when the file has no phone column."""
+def check_file(csv_path: Path, options: Options) -> None:
+    """`UploadError` now, before anything is sent, for what would stop a run halfway: a file
+    that is not UTF-8 or holds a NUL, no phone column, an empty message, or a message using a
+    `{{name}}` no column provides (every recipient would be refused)."""
+    if not options.message.strip():
+        raise UploadError("--message is empty; give the text to send")
+    _check_text(csv_path)
+    header = check_header(csv_path)
+    used = Template.parse(options.message).names
+    absent = [name for name in used if name not in header]
+    if absent:
+        names = ", ".join("{{" + name + "}}" for name in absent)
+        raise UploadError(
+            f"the message uses {names} but the CSV has no column of that name (columns: "
+            f"{', '.join(header)}); rename the column or change the message"
+        )
+    _check_rows(csv_path, header, used)
+
+
+def _check_rows(csv_path: Path, header: list[str], used: tuple[str, ...]) -> None:
+    """Every row is CSV the reader can take and fits the API's caps (a value past them would
+    refuse its whole chunk, every run); a fault names its row (the header is row 1)."""
+    phone = _phone_column(header)
+    columns = [(header.index(name), name) for name in used]
     with csv_path.open(newline="", encoding="utf-8-sig") as file:
-        _phone_column([name.strip() for name in next(csv.reader(file), [])])
+        reader = csv.reader(file)
+        row = 0
+        try:
+            next(reader, None)
+            row = 1
+            for row, fields in enumerate(reader, start=2):
+                if phone < len(fields) and len(fields[phone].strip()) > MAX_TO_CHARS:
+                    raise UploadError(
+                        f"row {row}: the phone column holds over {MAX_TO_CHARS} characters; "
+                        "fix that row (nothing was sent)"
+                    )
+                for index, name in columns:
+                    if index < len(fields) and len(fields[index]) > MAX_VARIABLE_CHARS:
+                        raise UploadError(
+                            f"row {row}: {name} holds over {MAX_VARIABLE_CHARS} characters; "
+                            "fix that row (nothing was sent)"
+                        )
+        except csv.Error as exc:
+            raise UploadError(
+                f"row {row + 1}: not CSV this command can read ({exc}); fix that row "
+                "(nothing was sent)"
+            ) from None
 
 
-def read_chunks(csv_path: Path, size: int) -> Iterator[list[dict[str, Any]]]:
-    """The file's recipients in chunks of `size`, streamed; a number seen before is skipped."""
+def _check_text(csv_path: Path) -> None:
+    """The whole file decodes as UTF-8 and holds no NUL; the error names the line."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    line = 1
+    with csv_path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                line += block[: exc.start].count(b"\n")
+                raise UploadError(
+                    f"{csv_path.name} is not UTF-8 text (line {line}); save it as UTF-8 CSV "
+                    "(nothing was sent)"
+                ) from None
+            if "\x00" in text:
+                line += text[: text.index("\x00")].count("\n")
+                raise UploadError(
+                    f"{csv_path.name} holds a NUL character (line {line}); remove it "
+                    "(nothing was sent)"
+                )
+            line += text.count("\n")
+        try:
+            decoder.decode(b"", True)
+        except UnicodeDecodeError:
+            raise UploadError(
+                f"{csv_path.name} ends in the middle of a UTF-8 character (line {line}); save "
+                "it as UTF-8 CSV (nothing was sent)"
+            ) from None
+
+
+def check_header(csv_path: Path) -> list[str]:
+    """The header's column names; `UploadError` when the file has no phone column."""
+    with csv_path.open(newline="", encoding="utf-8-sig") as file:
+        header = [name.strip() for name in next(csv.reader(file), [])]
+    _phone_column(header)
+    return header
+
+
+@dataclass
+class ReadStats:
+    """What reading the file skipped: numbers repeated in it (each is sent once)."""
+
+    duplicates: int = 0
+
+
+def read_chunks(
+    csv_path: Path, size: int, stats: ReadStats | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The file's recipients in chunks of `size`, streamed; a number seen before is skipped.
+
+    Each recipient carries its `row` in the file (the header is row 1) for messages. A row
+    too short to reach the phone column is sent with an empty number, so the server reports
+    it like any other unusable number instead of it vanishing.
+    """
+    stats = stats if stats is not None else ReadStats()
     with csv_path.open(newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file)
         header = [name.strip() for name in next(reader, [])]
@@ -111,15 +209,17 @@ def read_chunks(csv_path: Path, size: int) -> Iterator[list[dict[str, Any]]]:
         seen: set[str] = set()
         checker = NumberChecker()
         chunk: list[dict[str, Any]] = []
-        for fields in reader:
-            if not fields or phone >= len(fields):
+        for row, fields in enumerate(reader, start=2):
+            if not fields:
+                continue  # a blank line
+            raw = fields[phone].strip() if phone < len(fields) else ""
+            number = checker.check(raw).e164  # "+1 415…" and "+1415…" are one number
+            if number is not None and number in seen:
+                stats.duplicates += 1
                 continue
-            raw = fields[phone].strip()
-            number = checker.check(raw).e164 or raw  # "+1 415…" and "+1415…" are one number
-            if number in seen:
-                continue
-            seen.add(number)
-            chunk.append(_recipient(header, fields, phone))
+            if number is not None:
+                seen.add(number)
+            chunk.append(_recipient(header, fields, phone) | {"row": row})
             if len(chunk) == size:
                 yield chunk
                 chunk = []
@@ -142,7 +242,7 @@ def _recipient(header: list[str], fields: list[str], phone: int) -> dict[str, An
         for index, (name, value) in enumerate(zip(header, fields, strict=False))
         if index != phone and name
     }
-    return {"to": fields[phone].strip(), "variables": variables}
+    return {"to": fields[phone].strip() if phone < len(fields) else "", "variables": variables}
 
 
 class BulkClient:
@@ -163,7 +263,11 @@ class BulkClient:
             await asyncio.sleep(1)
         details = answer.get("error", {}).get("details")
         if status == 422 and isinstance(details, dict) and "rejectedCount" in details:
-            return {"acceptedCount": 0, "rejectedCount": details["rejectedCount"]}  # all refused
+            return {  # every recipient refused: the reasons, as a 202 would give them
+                "acceptedCount": 0,
+                "rejectedCount": details["rejectedCount"],
+                "rejected": details.get("rejected", []),
+            }
         if status != 202:
             raise UploadError(_refusal(status, answer))
         return answer

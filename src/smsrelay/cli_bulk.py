@@ -16,9 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from smsrelay.bulk_upload import (
     BulkClient,
     Options,
+    ReadStats,
     State,
     UploadError,
-    check_header,
+    check_file,
     chunk_body,
     fingerprint,
     progress_of,
@@ -74,7 +75,7 @@ def send(
         raise _fail(f"{file} not found (give the path of a CSV file)", 2)
     options = Options(message, category.value, sender_id, chunk_size)
     try:
-        check_header(file)
+        check_file(file, options)
         state = State.load(file, fingerprint(file, options))
         follow = (poll, patience) if wait else None
         asyncio.run(_send(file, options, state, url, _key(api_key), follow))
@@ -109,9 +110,13 @@ async def _send(
         with _progress(console) as progress:
             tasks = {"accepted": progress.add_task("accepted", total=None)}
             progress.update(tasks["accepted"], completed=state.accepted)
-            await _upload(client, file, options, state, progress, tasks)
+            stats = ReadStats()
+            await _upload(client, file, options, state, progress, tasks, stats)
+            repeated = (
+                f", {stats.duplicates} repeated number(s) sent once" if stats.duplicates else ""
+            )
             console.print(
-                f"accepted {state.accepted}, rejected {state.rejected}; "
+                f"accepted {state.accepted}, rejected {state.rejected}{repeated}; "
                 f"bulk ids: {', '.join(state.bulk_ids) or 'none'}"
             )
             if follow is not None and state.bulk_ids:
@@ -138,8 +143,9 @@ async def _upload(
     state: State,
     progress: Progress,
     tasks: dict[str, TaskID],
+    stats: ReadStats,
 ) -> None:
-    for index, recipients in enumerate(read_chunks(file, options.chunk_size)):
+    for index, recipients in enumerate(read_chunks(file, options.chunk_size, stats)):
         if str(index) in state.chunks:
             continue
         answer = await client.send_chunk(
@@ -148,9 +154,11 @@ async def _upload(
         state.record(index, answer)
         progress.update(tasks["accepted"], completed=state.accepted)
         for refused in answer.get("rejected", [])[:SHOWN_REJECTIONS]:
-            shown = mask_phone(refused["to"])
+            position = refused.get("index")
+            row = recipients[position]["row"] if isinstance(position, int) else "?"
+            shown = mask_phone(refused["to"]) or "no number"
             progress.console.print(
-                f"  rejected {shown}: {refused['reason']} ({refused['message']})"
+                f"  row {row} ({shown}): rejected, {refused['reason']} ({refused['message']})"
             )
 
 

@@ -127,3 +127,53 @@ def test_clear_errors_for_file_header_key_and_server(
 
     no_key = cli("bulk", "send", "one.csv", "--message", "x", "--url", server.url)
     assert no_key.returncode == 2 and "SMSRELAY_API_KEY" in no_key.stderr
+
+
+def test_a_file_that_would_stop_a_run_halfway_is_refused_before_anything_is_sent(
+    cli: Cli, server: Server
+) -> None:
+    tenant = cli.create_tenant("prechecked")
+    env = {"SMSRELAY_API_KEY": tenant["apiKey"]}
+    args = ("--url", server.url, "--chunk-size", "1", "--no-wait")
+    late = cli.workdir / "late.csv"  # a Latin-1 byte on row 30, after 28 chunks of one row
+    rows = "".join(f"+1415555{2600 + n:04d},P{n}\n" for n in range(28))
+    late.write_bytes(b"phone,firstName\n" + rows.encode() + b"+14155552699,J\xe9r\xf4me\n")
+    result = cli("bulk", "send", late.name, "--message", "Hi {{firstName}}", *args, env=env)
+    assert result.returncode == 1 and "not UTF-8 text (line 30)" in result.stderr
+    assert "nothing was sent" in result.stderr and not state_of(late)
+
+    (cli.workdir / "nul.csv").write_bytes(b"phone\n+14155552601\n+1415555\x002602\n")
+    nul = cli("bulk", "send", "nul.csv", "--message", "Hi", *args, env=env)
+    assert nul.returncode == 1 and "NUL character (line 3)" in nul.stderr
+
+    (cli.workdir / "names.csv").write_text("phone,name\n+14155552603,Ann\n")
+    unknown = cli("bulk", "send", "names.csv", "--message", "Hi {{firstName}}", *args, env=env)
+    assert unknown.returncode == 1 and "{{firstName}}" in unknown.stderr
+    assert "columns: phone, name" in unknown.stderr
+
+    huge = cli.workdir / "huge.csv"
+    huge.write_text("phone,firstName\n+14155552604,A\n+14155552605," + "y" * 200_000 + "\n")
+    too_big = cli("bulk", "send", huge.name, "--message", "Hi {{firstName}}", *args, env=env)
+    assert too_big.returncode == 1 and "row 3" in too_big.stderr, too_big.stderr
+
+    empty = cli("bulk", "send", "names.csv", "--message", " ", *args, env=env)
+    assert empty.returncode == 1 and "--message is empty" in empty.stderr
+    assert outbox(server, tenant["apiKey"], []) == []
+
+
+def test_a_row_without_a_usable_number_is_reported_by_row_and_the_run_goes_on(
+    cli: Cli, server: Server
+) -> None:
+    tenant = cli.create_tenant("blank-cells")
+    contacts = cli.workdir / "blanks.csv"
+    contacts.write_text(
+        "firstName,phone\nAnn,+14155552701\nBob,\nCy\nDee," + "9" * 60 + "\nEve,+14155552702\n"
+    )
+    result = cli(
+        "bulk", "send", contacts.name, "--message", "Hi {{firstName}}", "--url", server.url,
+        "--chunk-size", "2", "--no-wait", env={"SMSRELAY_API_KEY": tenant["apiKey"]},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "accepted 2, rejected 3" in result.stderr
+    for row in (3, 4, 5):
+        assert f"row {row} (" in result.stderr and "invalid_number" in result.stderr

@@ -106,6 +106,33 @@ async def test_a_rendered_text_over_the_limit_rejects_that_recipient_only(api: A
     assert rejected["index"] == 1 and rejected["reason"] == "too_long"
 
 
+async def test_an_empty_or_overlong_number_rejects_that_recipient_only(api: Api) -> None:
+    response = await bulk(
+        api,
+        recipients=[MOBILES[0], "", {"to": "  "}, "1" * 300, {"to": MOBILES[1]}],
+        message="hi",
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["acceptedCount"] == 2
+    assert [(r["index"], r["reason"]) for r in body["rejected"]] == [
+        (1, "invalid_number"),
+        (2, "invalid_number"),
+        (3, "invalid_number"),
+    ]
+
+
+async def test_a_recipient_of_the_wrong_shape_is_422_saying_what_a_recipient_is(
+    api: Api,
+) -> None:
+    response = await bulk(api, recipients=[MOBILES[0], 12345, {"to": "1" * 1001}], message="hi")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert [p["field"] for p in error["details"]] == ["recipients.1", "recipients.2.recipient.to"]
+    assert "a phone number string or a {to, variables} object" in error["message"]
+    assert "function-after" not in error["message"] and "constrained-str" not in error["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

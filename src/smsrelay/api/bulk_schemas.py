@@ -5,23 +5,46 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field
+from pydantic import Tag as Branch
 
 from smsrelay.api.schemas import ApiModel, CustomData, Tag
 
 VariableName = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 ]
-VariableValue = Annotated[str, Field(max_length=1600)]
+# Longer than any message: a value that makes the text too long rejects that recipient alone
+# (`too_long`), as an empty or unreadable number does (`invalid_number`); only what no
+# recipient could be (a value over these caps, a wrong type) refuses the whole request.
+MAX_VARIABLE_CHARS = 10_000
+MAX_TO_CHARS = 1000
+VariableValue = Annotated[str, Field(max_length=MAX_VARIABLE_CHARS)]
 Variables = dict[VariableName, VariableValue]
 
 
 class RecipientIn(ApiModel):
-    to: str = Field(min_length=1, max_length=40, description="E.164 number, e.g. +14155552671")
+    to: str = Field(max_length=MAX_TO_CHARS, description="E.164 number, e.g. +14155552671")
     variables: Variables = Field(default_factory=dict, max_length=50)
 
 
-Recipient = Annotated[str, Field(min_length=1, max_length=40)] | RecipientIn
+def _recipient_kind(value: Any) -> str | None:
+    """Which form a recipient takes, so an error names that form's fault alone."""
+    if isinstance(value, str):
+        return "to"
+    if isinstance(value, dict | RecipientIn):
+        return "recipient"
+    return None
+
+
+Recipient = Annotated[
+    Annotated[Annotated[str, Field(max_length=MAX_TO_CHARS)], Branch("to")]
+    | Annotated[RecipientIn, Branch("recipient")],
+    Discriminator(
+        _recipient_kind,
+        custom_error_type="recipient_type",
+        custom_error_message="must be a phone number string or a {to, variables} object",
+    ),
+]
 
 
 class BulkSendRequest(ApiModel):
