@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -27,6 +28,8 @@ class Wire:
 # Trace hooks run inside the calling task, so a context variable ties them to one call, even
 # when an SDK makes the request and gives us no way to pass anything along with it.
 _current_wire: ContextVar[Wire | None] = ContextVar("smsrelay_provider_wire", default=None)
+# Where the moments this task's requests were written go (pacing measures sends by them).
+_write_moments: ContextVar[list[float] | None] = ContextVar("smsrelay_request_writes", default=None)
 
 
 @contextmanager
@@ -37,6 +40,29 @@ def watching(wire: Wire) -> Iterator[Wire]:
         yield wire
     finally:
         _current_wire.reset(token)
+
+
+@contextmanager
+def noting_writes(moments: list[float]) -> Iterator[list[float]]:
+    """Append to `moments` when (seconds since the epoch) each request this task makes inside
+    the block was written to its connection: the moment it left this process. That is its
+    first body chunk, which aiohttp writes together with the headers it held back, from a
+    task of its own (a request without a body notes nothing)."""
+    token = _write_moments.set(moments)
+    try:
+        yield moments
+    finally:
+        _write_moments.reset(token)
+
+
+async def _on_chunk_sent(
+    _session: aiohttp.ClientSession,
+    _ctx: SimpleNamespace,
+    _params: aiohttp.TraceRequestChunkSentParams,
+) -> None:
+    moments = _write_moments.get()  # the body's task runs in a copy of the caller's context
+    if moments is not None:
+        moments.append(time.time())
 
 
 async def _on_headers_sent(
@@ -63,6 +89,7 @@ def wire_tracing() -> aiohttp.TraceConfig:
     """The trace hooks that fill in the `Wire` being watched; give it to the ClientSession."""
     config = aiohttp.TraceConfig()
     config.on_request_headers_sent.append(_on_headers_sent)
+    config.on_request_chunk_sent.append(_on_chunk_sent)
     config.on_request_end.append(_on_request_end)
     return config
 

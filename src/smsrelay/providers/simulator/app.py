@@ -116,13 +116,14 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 async def create_message(request: web.Request) -> web.Response:
     """POST Messages.json: refuse (injected fault or Twilio rule) or accept and answer 201."""
     runtime = request.app[RUNTIME]
+    arrived = utc_now()  # before the body is read: what a provider counts against a sender's rate
     params = _first_values(await request.post())
     await asyncio.sleep(runtime.config.faults.latency)
     refusal = _injected_fault(runtime) or rejection_code(params)
     if refusal is not None:
-        return _refuse(runtime, params, refusal)
+        return _refuse(runtime, params, refusal, arrived)
     message = _accept(runtime, params)
-    return await _answer_accepted(runtime, params, message)
+    return await _answer_accepted(runtime, params, message, arrived)
 
 
 def _first_values(form: Mapping[str, object]) -> dict[str, str]:
@@ -142,11 +143,11 @@ def _injected_fault(runtime: Runtime) -> int | None:
     return None
 
 
-def _refuse(runtime: Runtime, params: dict[str, str], code: int) -> web.Response:
+def _refuse(runtime: Runtime, params: dict[str, str], code: int, arrived: datetime) -> web.Response:
     retry_after = str(runtime.config.faults.retry_after_seconds)
     headers = {"Retry-After": retry_after} if code == 20429 else {}
     response = error_response(code, **headers)
-    runtime.state.requests.append(CreateRequest(params, response.status, code))
+    runtime.state.requests.append(CreateRequest(params, response.status, code, None, arrived))
     logger.info(
         "message refused",
         extra={"action": "simulator.refused", "code": code, "to": mask_number(params.get("To"))},
@@ -180,14 +181,15 @@ def _new_message(account_sid: str, params: dict[str, str]) -> SimulatedMessage:
 
 
 async def _answer_accepted(
-    runtime: Runtime, params: dict[str, str], message: SimulatedMessage
+    runtime: Runtime, params: dict[str, str], message: SimulatedMessage, arrived: datetime
 ) -> web.Response:
     faults = runtime.config.faults
     if faults.roll(faults.error_5xx_after_accept_rate):
-        runtime.state.requests.append(CreateRequest(params, 500, 20500, message.sid))
+        runtime.state.requests.append(CreateRequest(params, 500, 20500, message.sid, arrived))
         return error_response(20500)
     held = faults.roll(faults.timeout_rate)
-    runtime.state.requests.append(CreateRequest(params, 201, None, message.sid, held=held))
+    record = CreateRequest(params, 201, None, message.sid, arrived, held=held)
+    runtime.state.requests.append(record)
     answer = web.json_response(message_json(message), status=201)  # as it was when accepted
     if held:
         await runtime.wait_unless_stopping(faults.timeout_seconds)
