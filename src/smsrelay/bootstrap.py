@@ -249,7 +249,9 @@ def build_pacer(container: Container) -> SenderPacer:
         providers=senders,
         overrides=throughput.parse_overrides(settings.sender_throughput),
         guard_seconds=settings.pacing_guard_seconds,
+        tolerance_seconds=settings.pacing_tolerance_seconds,
         horizon_seconds=horizon_for(settings.lease_seconds, settings.pacing_horizon_seconds),
+        trace=settings.pacing_trace,
     )
     return SenderPacer(container.db, buckets, config)
 

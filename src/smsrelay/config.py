@@ -51,10 +51,13 @@ class Settings(BaseSettings):
     # Bulk sends (docs/bulk.md): recipients written to the outbox per expander transaction.
     bulk_chunk_size: int = Field(default=1000, ge=1, le=10_000)
     # Sender pacing (docs/pacing.md): SENDER=SEGMENTS_PER_SECOND,... for any provider, the
-    # window guard (a 1 s budget spread over 1 s + guard) and how far ahead a worker books.
+    # window guard (a 1 s budget spread over 1 s + guard), how late after its slot a send may
+    # be written (half of it at the gate), and how far ahead a worker books.
     sender_throughput: str = ""
-    pacing_guard_seconds: float = Field(default=0.01, ge=0, le=0.5)
-    pacing_horizon_seconds: float = Field(default=1.0, gt=0, le=60)
+    pacing_guard_seconds: float = Field(default=0.0, ge=0, le=0.5)
+    pacing_tolerance_seconds: float = Field(default=0.2, gt=0, le=0.5)
+    pacing_horizon_seconds: float = Field(default=0.5, gt=0, le=60)
+    pacing_trace: bool = False  # log each paced send's slot and write moment (pacing.sent)
     # Balance alerts (docs/balances-and-alerts.md): delivery loop pace, tries, timeout, sender.
     alert_poll_seconds: float = Field(default=1.0, gt=0)
     alert_max_attempts: int = Field(default=8, ge=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from itertools import pairwise
 
 import pytest
@@ -144,12 +145,12 @@ async def test_a_send_late_for_every_slot_it_is_given_is_released_not_sent(world
 
 
 async def test_a_backlog_leaves_evenly_spaced_with_no_second_over_the_rate(world: World) -> None:
-    """Rounds as a dispatcher runs them (claim, book, send on each slot, put the rest back):
-    10 segments/s, guard 0.01 s, horizon 1 s, on the world's clock."""
+    """Rounds as a dispatcher runs them (claim, book, send on each slot and report it, put the
+    rest back): 10 segments/s, no guard, horizon 0.5 s, on the world's clock."""
     await set_sender_rate(world.db, world.principal.tenant_id, SENDER, 10, None, world.clock.now)
     for n in range(45):
         await world.submit(body=f"message {n}")
-    dispatcher = paced(world, guard_seconds=0.01, horizon_seconds=1.0)
+    dispatcher = paced(world, horizon_seconds=0.5)
     pacer = dispatcher.pacer
     assert isinstance(pacer, SenderPacer)
     sent: list[tuple[float, int]] = []
@@ -158,14 +159,16 @@ async def test_a_backlog_leaves_evenly_spaced_with_no_second_over_the_rate(world
             rows = await claim_due(connection, "w1", world.clock.now, timedelta(seconds=60), 20)
         plan = await pacer.plan(rows)
         for row, start in plan.send:
-            assert await pacer.wait_turn(row, start) is not None
-            sent.append((world.clock.now.timestamp(), 1))
+            turn = await pacer.wait_turn(row, start)
+            assert turn is not None
+            with pacer.sending(row, turn):
+                sent.append((world.clock.now.timestamp(), 1))
         await put_back(world.db, plan.later, "w1", world.clock.now)
         world.clock.advance(0.001)  # a claim round's own time
     gaps = [b[0] - a[0] for a, b in pairwise(sent)]
-    assert gaps == pytest.approx([0.101] * 44, abs=1e-5)  # one slot every 1.01 / 10 s
+    assert gaps == pytest.approx([0.1] * 44, abs=1e-5)  # one slot every 1 / 10 s
     assert max_in_window(sent) == 10
-    assert 44 / (sent[-1][0] - sent[0][0]) == pytest.approx(10 / 1.01, rel=1e-4)
+    assert 44 / (sent[-1][0] - sent[0][0]) == pytest.approx(10, rel=1e-4)
 
 
 async def test_a_non_carrier_is_not_paced_without_a_rate(world: World) -> None:
@@ -223,9 +226,17 @@ class CountingBuckets(MemoryBuckets):
         super().__init__()
         self.asked: list[list[int]] = []
 
-    async def book(self, key: str, at: float, costs: list[int], terms: Terms) -> list[Booking]:
-        self.asked.append(costs)
-        return await super().book(key, at, costs, terms)
+    async def book(
+        self,
+        key: str,
+        at: float,
+        costs: list[int],
+        terms: Terms,
+        written: Sequence[tuple[float, float | None]] = (),
+    ) -> list[Booking]:
+        if costs:  # not a report alone
+            self.asked.append(costs)
+        return await super().book(key, at, costs, terms, written)
 
 
 async def test_sends_that_one_stall_made_miss_are_booked_again_together(world: World) -> None:
@@ -246,3 +257,32 @@ async def test_sends_that_one_stall_made_miss_are_booked_again_together(world: W
     starts = [turn.start for turn in turns if turn is not None and turn.start is not None]
     assert starts[0] >= stalled_until and len(starts) == 3
     assert [b - a for a, b in pairwise(starts)] == pytest.approx([0.101, 0.101])
+
+
+async def test_a_send_woken_late_goes_in_its_slot_and_the_next_second_waits_for_it(
+    world: World,
+) -> None:
+    """Woken 30 ms late (the gate lets up to half the 0.2 s tolerance go): sent, not booked
+    again; the moment it was written reaches the shared state, and the booking that would
+    have put an eleventh send within one second of it starts 30 ms later instead."""
+    await set_sender_rate(world.db, world.principal.tenant_id, SENDER, 10, None, world.clock.now)
+    ids = [await world.submit(body=f"message {n}") for n in range(2)]
+    dispatcher = paced(world, late=[0.03], horizon_seconds=0.5)
+    pacer = dispatcher.pacer
+    assert isinstance(pacer, SenderPacer) and isinstance(pacer.buckets, MemoryBuckets)
+    start = world.clock.now.timestamp()
+    await dispatcher.run_once()
+    await dispatcher.drain()
+    assert len(world.provider.requests) == 2  # the second, slot 0.1 s, woke at 0.13 s
+    for outbox_id in ids:
+        kinds = await world.kinds(outbox_id)
+        assert "claim_released" not in kinds and "pacing_deferred" not in kinds
+    await pacer.close()  # reports what was written
+    key = f"fake|{SENDER}"
+    recent = pacer.buckets.state[key].recent
+    assert [slot - start for slot, _, _ in recent] == pytest.approx([0.0, 0.1], abs=1e-5)
+    assert [moment - start for _, _, moment in recent] == pytest.approx([0.0, 0.13], abs=1e-5)
+    terms = Terms(10, window=1.0, horizon=2.0, tolerance=0.2)
+    later = await pacer.buckets.book(key, start + 0.2, [1] * 10, terms)
+    starts = [b.start - start for b in later if b.start is not None]
+    assert starts == pytest.approx([n / 10 for n in range(2, 11)] + [1.13], abs=1e-5)

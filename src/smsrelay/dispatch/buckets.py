@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -26,8 +27,16 @@ MAX_CONFLICTS = 100
 class Buckets(Protocol):
     """Atomic bookings against one sender's shared state."""
 
-    async def book(self, key: str, now: float, costs: list[int], terms: Terms) -> list[Booking]:
-        """Book `costs` in order for the sender `key`; see `reservations.book`."""
+    async def book(
+        self,
+        key: str,
+        now: float,
+        costs: list[int],
+        terms: Terms,
+        written: Sequence[tuple[float, float | None]] = (),
+    ) -> list[Booking]:
+        """Confirm when booked requests were `written` ((slot, moment) pairs), then book
+        `costs` in order for the sender `key`; see `reservations.book`."""
         ...
 
     async def close(self) -> None: ...
@@ -40,9 +49,16 @@ class MemoryBuckets:
         self.state: dict[str, Bucket] = defaultdict(Bucket)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def book(self, key: str, now: float, costs: list[int], terms: Terms) -> list[Booking]:
+    async def book(
+        self,
+        key: str,
+        now: float,
+        costs: list[int],
+        terms: Terms,
+        written: Sequence[tuple[float, float | None]] = (),
+    ) -> list[Booking]:
         async with self._locks[key]:
-            return book(self.state[key], now, costs, terms)
+            return book(self.state[key], now, costs, terms, written)
 
     async def close(self) -> None:
         return None
@@ -58,7 +74,14 @@ class RedisBuckets:
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
 
-    async def book(self, key: str, now: float, costs: list[int], terms: Terms) -> list[Booking]:
+    async def book(
+        self,
+        key: str,
+        now: float,
+        costs: list[int],
+        terms: Terms,
+        written: Sequence[tuple[float, float | None]] = (),
+    ) -> list[Booking]:
         name = REDIS_PREFIX + key
         async with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(MAX_CONFLICTS):
@@ -66,7 +89,7 @@ class RedisBuckets:
                     await pipe.watch(name)
                     raw = await pipe.get(name)
                     bucket = Bucket.from_json(json.loads(raw) if raw else None)
-                    bookings = book(bucket, now, costs, terms)
+                    bookings = book(bucket, now, costs, terms, written)
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
                     pipe.set(name, json.dumps(bucket.to_json()), ex=_ttl(bucket, now))
                     await pipe.execute()

@@ -314,7 +314,8 @@ class Dispatcher:
             return
         started = asyncio.get_running_loop().time()
         try:
-            result = await provider.send(request)
+            with self.pacer.sending(row, turn):  # pacing notes when the request is written
+                result = await provider.send(request)
         except Exception as exc:  # an adapter bug: the request may have gone out
             log.error("dispatch.provider_crashed", outbox_id=row["id"], error=type(exc).__name__)
             result = SendResult(Outcome.AMBIGUOUS, error=ProviderError(message=type(exc).__name__))

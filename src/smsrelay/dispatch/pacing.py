@@ -11,9 +11,10 @@ worker processes; see `domain/reservations.py` for the arithmetic and docs/pacin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -24,6 +25,7 @@ from smsrelay.dispatch.buckets import Buckets
 from smsrelay.domain import throughput
 from smsrelay.domain.reservations import Booking, Terms
 from smsrelay.logs import get_logger
+from smsrelay.providers.http_support import noting_writes
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import MessageEventNote, OutboxRepository
 from smsrelay.store.pacing import SenderThroughputRepository
@@ -34,6 +36,10 @@ log = get_logger("smsrelay.pacing")
 UNAVAILABLE_RETRY_SECONDS = 5.0
 # A send that misses its slot books a new one in process this many times before it is released.
 MAX_REBOOKINGS = 3
+# When the moments a worker's requests were written are sent to the shared state, at the latest
+# (a booking for the sender takes them along sooner). They must arrive before the bookings a
+# second after them are made, which is at least 1 s - horizon - lead - tolerance later.
+REPORT_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +52,24 @@ class ProviderSenders:
 
 @dataclass(frozen=True, slots=True)
 class PacingConfig:
-    """`guard_seconds` lengthens the window (a 1 s budget is spent over 1 s + guard), so sends
-    that start up to half the guard after their slots, and reach the provider up to half the
-    guard apart in transit, still keep every 1 s window within the rate there (a send that
-    would start later is not sent: its slot is wasted, never reused). `horizon_seconds`: how
-    far ahead a worker books; messages due later are put back until their turn."""
+    """`tolerance_seconds`: how late after its slot a send's request may be written; a send
+    is let go up to half of it late (the other half is for the way to the socket), and until
+    its worker reports when it was written, a booking counts as written that late. A send
+    later still is not sent: its slot is wasted, and it books another. `guard_seconds`
+    lengthens the window (a 1 s budget spent over 1 s + guard), a margin for the requests'
+    trip to the provider, paid in budget; none by default. `horizon_seconds`: how far ahead a
+    worker books; messages due later are put back until their turn. Small enough that the
+    moments of the sends a second before a booking are known when it is made (horizon + lead
+    + report well under a second). `trace`: log each paced send's slot and write moment
+    (`pacing.sent`) and each booking round (`pacing.booked`)."""
 
     providers: Mapping[str, ProviderSenders] = field(default_factory=dict)
     overrides: Mapping[str, int] = field(default_factory=dict)
-    guard_seconds: float = 0.01
-    horizon_seconds: float = 1.0
+    guard_seconds: float = 0.0
+    tolerance_seconds: float = 0.2
+    horizon_seconds: float = 0.5
     tenant_cache_seconds: float = 5.0
+    trace: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,10 @@ class Pacer(Protocol):
 
     def on_time(self, turn: Turn) -> bool: ...
 
+    def sending(self, row: RowMapping, turn: Turn) -> contextlib.AbstractContextManager[None]:
+        """Around the provider call of a send in `turn`: notes when its request is written."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -95,6 +112,9 @@ class NoPacing:
 
     def on_time(self, turn: Turn) -> bool:
         return True
+
+    def sending(self, row: RowMapping, turn: Turn) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     async def close(self) -> None:
         return None
@@ -131,6 +151,10 @@ class SenderPacer:
         # Sends that missed their slots, per sender, waiting for one booking between them.
         self._rebooks: dict[_Paced, list[tuple[int, asyncio.Future[float | None]]]] = {}
         self._rebooking: set[asyncio.Task[None]] = set()
+        # When this worker's sends were written, (slot, moment) per sender, not yet reported;
+        # the moment is None for a slot missed (nothing was sent in it).
+        self._written: dict[_Paced, list[tuple[float, float | None]]] = {}
+        self._reporting: dict[_Paced, asyncio.Task[None]] = {}
 
     async def plan(self, rows: Sequence[RowMapping]) -> Plan:
         """Book each paced sender's messages in claim order; unpaced ones go at once."""
@@ -168,6 +192,9 @@ class SenderPacer:
             turn = Turn(start)
             if self.on_time(turn):
                 return turn
+            paced = self._paced(row)
+            if paced is not None:  # nothing goes in the missed slot: it leaves every window
+                self._report(paced, start, None)
             rebooked = await self._rebook(row)
             if rebooked is None:
                 return None
@@ -175,15 +202,36 @@ class SenderPacer:
         return None
 
     def on_time(self, turn: Turn) -> bool:
-        """True while a send booked for `turn` may still begin: at most half the guard late
-        (the other half is for the request's trip to the provider). A miss is logged."""
+        """True while a send booked for `turn` may still begin: at most half the tolerance
+        late (the other half is for the way to the socket). A miss is logged."""
         if turn.start is None:
             return True
         late = self.clock() - turn.start
-        if late <= self.config.guard_seconds / 2:
+        if late <= self.config.tolerance_seconds / 2:
             return True
         log.info("pacing.slot_missed", late_ms=round(late * 1000))
         return False
+
+    @contextlib.contextmanager
+    def sending(self, row: RowMapping, turn: Turn) -> Iterator[None]:
+        """Around the provider call: notes the moment the request is written (else the moment
+        it was let go) and reports it to the sender's shared state, where the bookings of a
+        second later are held to it. With `trace`, logs it (`pacing.sent`) beside its slot."""
+        paced = self._paced(row) if turn.start is not None else None
+        if paced is None or turn.start is None:
+            yield
+            return
+        gate, real_gate = self.clock(), time.time()
+        moments: list[float] = []
+        try:
+            with noting_writes(moments):
+                yield
+        finally:
+            # The write's delay after the gate (real clock), on the pacer's clock.
+            written = gate + max(0.0, moments[0] - real_gate) if moments else gate
+            self._report(paced, turn.start, written)
+            if self.config.trace:
+                log.info("pacing.sent", outbox_id=row["id"], slot=turn.start, written=written)
 
     def rate_for(self, tenant_id: str, provider: str, sender: str) -> int | None:
         """Segments per second for `sender` at `provider` for this tenant; None: not paced."""
@@ -209,7 +257,12 @@ class SenderPacer:
         rate = self.rate_for(row["tenant_id"], row["provider"], sender)
         if rate is None:
             return None
-        terms = Terms(rate, 1.0 + self.config.guard_seconds, self.config.horizon_seconds)
+        terms = Terms(
+            rate,
+            window=1.0 + self.config.guard_seconds,
+            horizon=self.config.horizon_seconds,
+            tolerance=self.config.tolerance_seconds,
+        )
         return _Paced(f"{row['provider']}|{sender}", terms)
 
     async def _book(
@@ -221,13 +274,15 @@ class SenderPacer:
         later: list[tuple[RowMapping, float, str]],
     ) -> None:
         costs = [max(1, int(row["segments"])) for row in rows]
+        written = self._written.pop(paced, [])
         try:
-            bookings = await self.buckets.book(paced.key, now, costs, paced.terms)
+            bookings = await self.buckets.book(paced.key, now, costs, paced.terms, written)
         except Exception as exc:  # Redis or the database away: hold the sender, never overrun
             log.error("pacing.unavailable", error=type(exc).__name__)
             retry = now + UNAVAILABLE_RETRY_SECONDS
             later.extend((row, retry, "pacing state unavailable") for row in rows)
             return
+        self._trace_booking(now, bookings, written)
         for row, booking in zip(rows, bookings, strict=True):
             self._place(row, booking, now, starts, later)
 
@@ -255,8 +310,9 @@ class SenderPacer:
         asked = self.clock()
         terms = replace(paced.terms, horizon=2 * paced.terms.horizon)
         costs = [cost for cost, _ in queued]
+        written = self._written.pop(paced, [])
         try:
-            bookings = await self.buckets.book(paced.key, asked + self._lead, costs, terms)
+            bookings = await self.buckets.book(paced.key, asked + self._lead, costs, terms, written)
         except Exception as exc:  # Redis or the database away: release, never overrun
             log.error("pacing.unavailable", error=type(exc).__name__)
             bookings = [Booking(None)] * len(queued)
@@ -265,6 +321,41 @@ class SenderPacer:
         for (_, answer), booking in zip(queued, bookings, strict=True):
             if not answer.done():  # its send may have been cancelled (shutdown)
                 answer.set_result(booking.start)
+
+    def _trace_booking(
+        self, now: float, bookings: list[Booking], written: list[tuple[float, float | None]]
+    ) -> None:
+        if self.config.trace:
+            booked = [b.start for b in bookings if b.start is not None]
+            log.info(
+                "pacing.booked",
+                at=self.clock(),
+                now=now,
+                starts=booked,
+                deferred=len(bookings) - len(booked),
+                reported=len(written),
+            )
+
+    def _report(self, paced: _Paced, slot: float, written: float | None) -> None:
+        """Keep when a send was written; it goes to the shared state with this worker's next
+        booking for the sender, or within REPORT_SECONDS."""
+        self._written.setdefault(paced, []).append((slot, written))
+        if paced not in self._reporting:
+            self._reporting[paced] = asyncio.ensure_future(self._report_soon(paced))
+
+    async def _report_soon(self, paced: _Paced) -> None:
+        await asyncio.sleep(REPORT_SECONDS)
+        self._reporting.pop(paced, None)
+        await self._send_reports(paced)
+
+    async def _send_reports(self, paced: _Paced) -> None:
+        written = self._written.pop(paced, [])
+        if not written:
+            return
+        try:
+            await self.buckets.book(paced.key, self.clock(), [], paced.terms, written)
+        except Exception as exc:  # the bookings stay counted at their latest: budget, not rate
+            log.warning("pacing.report_failed", error=type(exc).__name__)
 
     def _learn_lead(self, round_trip: float) -> None:
         """Rise at once with a slow round trip, decay slowly; never past half the horizon."""
@@ -298,6 +389,12 @@ class SenderPacer:
         self._tenant_rates_until = self.clock() + self.config.tenant_cache_seconds
 
     async def close(self) -> None:
+        """Report what was written (another worker may go on with the sender), then close."""
+        for task in list(self._reporting.values()):
+            task.cancel()
+        self._reporting.clear()
+        for paced in list(self._written):
+            await self._send_reports(paced)
         await self.buckets.close()
 
 

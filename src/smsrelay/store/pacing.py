@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
@@ -36,20 +36,33 @@ class DatabaseBuckets:
         self.db = db
         self.clock = clock or (lambda: datetime.now(UTC))
 
-    async def book(self, key: str, now: float, costs: list[int], terms: Terms) -> list[Booking]:
+    async def book(
+        self,
+        key: str,
+        now: float,
+        costs: list[int],
+        terms: Terms,
+        written: Sequence[tuple[float, float | None]] = (),
+    ) -> list[Booking]:
         for _ in range(MAX_CONFLICTS):
             async with self.db.transaction() as connection:
-                bookings = await self._try_book(connection, key, now, costs, terms)
+                bookings = await self._try_book(connection, key, now, costs, terms, written)
             if bookings is not None:
                 return bookings
         raise RuntimeError(f"pacing state of one sender changed {MAX_CONFLICTS} times in a row")
 
     async def _try_book(
-        self, connection: AsyncConnection, key: str, now: float, costs: list[int], terms: Terms
+        self,
+        connection: AsyncConnection,
+        key: str,
+        now: float,
+        costs: list[int],
+        terms: Terms,
+        written: Sequence[tuple[float, float | None]],
     ) -> list[Booking] | None:
         row = await _read_or_create(connection, key, self.clock())
         bucket = Bucket.from_json(row["state"])
-        bookings = book(bucket, now, costs, terms)
+        bookings = book(bucket, now, costs, terms, written)
         saved = await connection.execute(
             update(sender_pacing)
             .where(sender_pacing.c.bucket_key == key, sender_pacing.c.version == row["version"])
