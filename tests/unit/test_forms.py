@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from smsrelay.api.forms import MAX_FIELDS, URLENCODED, form_fields
+from smsrelay.api.forms import MAX_FIELDS, URLENCODED, form_fields, split_urlencoded
 
 # Pieces that exercise the parser's edges: separators, `+`, good and bad escapes, raw UTF-8
 # and Latin-1 bytes, `;` (not a separator), a name without `=`.
@@ -66,6 +67,12 @@ async def ours(body: bytes, content_type: str | None) -> list[tuple[str, str]]:
 @given(st.lists(st.sampled_from(PIECES), max_size=30).map(b"".join))
 async def test_a_urlencoded_body_gives_the_fields_starlette_gives(body: bytes) -> None:
     assert await ours(body, URLENCODED) == await starlette_fields(body, URLENCODED)
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=30).map(b"".join))
+def test_split_urlencoded_is_parse_qsl_keeping_blank_values(body: bytes) -> None:
+    text = body.decode("latin-1")
+    assert split_urlencoded(text) == parse_qsl(text, keep_blank_values=True)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from smsrelay.api.routes.webhooks import public_url
+from smsrelay.api.routes.webhooks import public_url, query_value
 
 BASE = "https://sms.example.com"
 
@@ -33,3 +33,20 @@ def test_public_url_is_what_request_url_would_give(path: str, query: bytes) -> N
     expected_query = request.url.query
     expected = f"{BASE}{request.url.path}" + (f"?{expected_query}" if expected_query else "")
     assert public_url(request_for(path, query), BASE) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        b"",
+        b"outboxId=sms_1",
+        b"outboxId=sms_1&outboxId=sms_2",
+        b"outboxId=&x=1",
+        b"outboxId",
+        b"outbox%49d=sms_%31+x",
+        b"x=a%20b+c&outboxId=caf\xc3\xa9",
+    ],
+)
+def test_query_value_is_what_query_params_would_give(query: bytes) -> None:
+    request = request_for("/api/webhooks/twilio/status", query)
+    assert query_value(request, "outboxId") == request.query_params.get("outboxId")

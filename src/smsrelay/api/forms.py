@@ -2,15 +2,16 @@
 
 Starlette hands a `application/x-www-form-urlencoded` body to python-multipart's streaming
 parser, a callback per field piece: on a provider's status callback that was a third of the
-route's time. The body is already whole here (`RefuseNul` buffers it), so `parse_qsl` splits it
-in one pass with the same result (tests/unit/test_forms.py compares the two on generated
-bodies): fields split on `&` only, empty pieces skipped, a name without `=` kept with an empty
-value, `+` a space, `%XX` decoded as UTF-8 (bad sequences replaced), other bytes as Latin-1.
+route's time. The body is already whole here (`RefuseNul` buffers it), so `split_urlencoded`
+splits it in one pass with the same result (tests/unit/test_forms.py compares the two on
+generated bodies): fields split on `&` only, empty pieces skipped, a name without `=` kept with
+an empty value, `+` a space, `%XX` decoded as UTF-8 (bad sequences replaced), other bytes as
+Latin-1.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from starlette.requests import Request
 
@@ -26,7 +27,7 @@ async def form_fields(request: Request) -> list[tuple[str, str]]:
     for Starlette's own 400) goes through `request.form()`.
     """
     if is_urlencoded(request.headers.get("content-type")):
-        fields = parse_qsl((await request.body()).decode("latin-1"), keep_blank_values=True)
+        fields = split_urlencoded((await request.body()).decode("latin-1"))
         if len(fields) <= MAX_FIELDS:
             return fields
     form = await request.form()
@@ -40,3 +41,20 @@ def is_urlencoded(content_type: str | None) -> bool:
         return False
     lowered = content_type.lower()
     return lowered.strip(" \t") == URLENCODED or lowered.startswith(URLENCODED + ";")
+
+
+def split_urlencoded(text: str) -> list[tuple[str, str]]:
+    """`parse_qsl(text, keep_blank_values=True)`: the same fields, at about half the cost (a
+    name or value without `%` or `+`, as nearly all are, is taken as it is)."""
+    fields = []
+    for piece in text.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            fields.append((_unquote_plus(name), _unquote_plus(value)))
+    return fields
+
+
+def _unquote_plus(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text) if "%" in text else text
