@@ -135,6 +135,26 @@ async def test_a_claim_rounds_consent_check_reads_where_the_claim_wrote(world: W
     assert await _sent(world.db) == 6
 
 
+async def test_a_round_waits_for_the_sends_not_for_their_records(world: World) -> None:
+    for index in range(6):
+        await world.submit(body=f"message {index}")
+    dispatcher = _dispatcher(
+        world, FakeProvider(name="fake"), RoundsPacer(), concurrency=8, batch_size=6
+    )
+    dispatcher.config = replace(dispatcher.config, refill_wait_seconds=5.0)
+    recorded = asyncio.Event()
+    dispatcher._start(recorded.wait(), holds_slot=False)  # a record waiting for its batch
+    for _ in range(3):  # three sends the provider answers soon: 5 slots free, not a batch
+        dispatcher._start(asyncio.sleep(0.01))
+
+    async with asyncio.timeout(1.0):  # not the 5 s a round may wait for the slots
+        assert await dispatcher.run_once() == 6
+
+    recorded.set()
+    await dispatcher.drain()
+    assert await _sent(world.db) == 6
+
+
 @pytest.mark.parametrize("limit", [0, -1])
 async def test_a_claim_for_no_slots_takes_nothing(world: World, limit: int) -> None:
     await world.submit()

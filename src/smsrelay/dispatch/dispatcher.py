@@ -198,13 +198,16 @@ class Dispatcher:
         return len(stale) + len(fresh)
 
     async def _let_inflight_finish(self) -> None:
-        """Wait (briefly) for the sends and records in flight, so a round claims a whole batch.
+        """Wait (briefly) for the sends in flight, so a round claims a whole batch.
 
         A claim costs about the same for one message as for fifty: refilling each slot the
         moment it frees would be a transaction per message when the provider answers fast.
-        A slow provider costs at most `refill_wait_seconds` of each slot's time.
+        A slow provider costs at most `refill_wait_seconds` of each slot's time. Only the
+        sends: a slot is free once its provider answered, while the answer's record may wait
+        for company (acceptances are written in batches); with no send left, the records.
         """
-        await asyncio.wait(set(self._inflight), timeout=self.config.refill_wait_seconds)
+        holding = self._sending or self._inflight
+        await asyncio.wait(set(holding), timeout=self.config.refill_wait_seconds)
 
     async def _maybe_check_statuses(self) -> None:
         loop_time = asyncio.get_running_loop().time()
