@@ -92,6 +92,30 @@ async def test_per_recipient_variables_defaults_and_missing_ones(api: Api) -> No
     }
 
 
+async def test_a_blank_value_counts_as_no_value(api: Api) -> None:
+    recipients = [
+        {"to": MOBILES[0], "variables": {"firstName": ""}},
+        {"to": MOBILES[1], "variables": {"firstName": "  "}},
+        {"to": MOBILES[2], "variables": {"firstName": "Ada"}},
+    ]
+    with_default = await bulk(
+        api, recipients=recipients, message="Hi {{firstName}}", variables={"firstName": "there"}
+    )
+    assert with_default.status_code == 202 and with_default.json()["acceptedCount"] == 3
+    await expand_all(api)
+    rows = await outbox_rows(api, with_default.json()["bulkId"])
+    assert sorted(r["body"] for r in rows) == ["Hi Ada", "Hi there", "Hi there"]
+
+    without = await bulk(api, recipients=recipients, message="Hello {{firstName}}")
+    assert without.status_code == 202 and without.json()["acceptedCount"] == 1
+    rejected = without.json()["rejected"]
+    assert [(r["index"], r["reason"]) for r in rejected] == [
+        (0, "missing_variable"),
+        (1, "missing_variable"),
+    ]
+    assert "blank" in rejected[0]["message"]
+
+
 async def test_a_rendered_text_over_the_limit_rejects_that_recipient_only(api: Api) -> None:
     response = await bulk(
         api,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from smsrelay.domain.phone_batch import fast_accept
+from smsrelay.services.bulk import resolve_schedule
+from smsrelay.services.errors import InvalidRequest
 from smsrelay.store.tables import bulk_recipients, messages
 from tests.integration.conftest import Api
 from tests.integration.test_bulk import bulk, expand_all, outbox_rows
@@ -86,3 +89,33 @@ async def test_one_hundred_thousand_recipients_are_accepted(api: Api) -> None:
         )
         written = await connection.scalar(select(func.count()).select_from(messages))
     assert stored == 100_000 and written == 0  # durable, written out later by the expander
+
+
+async def test_a_time_already_past_is_422_not_sent_at_once(api: Api) -> None:
+    past = await bulk(
+        api, recipients=["+14155550100"], message="hi", scheduledAt="2020-01-01T09:00:00Z"
+    )
+    assert past.status_code == 422
+    message = past.json()["error"]["message"]
+    assert (
+        "scheduledAt" in message and "in the past" in message and "leave scheduledAt out" in message
+    )
+    local = await bulk(
+        api,
+        recipients=["+14155550100"],
+        message="hi",
+        scheduledAt=f"{NEXT_YEAR - 2}-06-01T09:00:00",
+        timeZone="Europe/London",
+    )
+    assert local.status_code == 422 and "in the past" in local.json()["error"]["message"]
+    just_now = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()  # within the grace
+    late = await bulk(api, recipients=["+14155550100"], message="hi", scheduledAt=just_now)
+    assert late.status_code == 202, late.text
+
+
+def test_the_past_is_judged_in_the_given_zone() -> None:
+    now = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
+    # 12:00 in New York is 17:00 UTC: now, so accepted; 11:50 there is 10 minutes ago.
+    assert resolve_schedule(datetime(2026, 11, 29, 12, 0), "America/New_York", now) == now
+    with pytest.raises(InvalidRequest, match="in the past"):
+        resolve_schedule(datetime(2026, 11, 29, 11, 50), "America/New_York", now)

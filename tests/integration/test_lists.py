@@ -228,10 +228,18 @@ async def test_send_to_a_list_with_variables_from_its_columns(api: Api) -> None:
         headers=api.auth(),
     )
     assert response.status_code == 202, response.text
+    (blank,) = response.json()["rejected"]  # an empty cell is no value, not ""
+    assert blank["to"] == "+14155550101" and blank["reason"] == "missing_variable"
+    response = await api.client.post(
+        "/api/sms/bulk",
+        json={"listId": list_id, "message": "Hi {{firstName}}!", "variables": {"firstName": "you"}},
+        headers=api.auth(),
+    )
     body = response.json()
     assert body["acceptedCount"] == 2
     assert api.container.bulk_expander is not None
-    await api.container.bulk_expander.run_once()
+    while await api.container.bulk_expander.run_once():
+        pass
     async with api.container.db.reading() as connection:
         rows = (
             await connection.execute(
@@ -240,9 +248,24 @@ async def test_send_to_a_list_with_variables_from_its_columns(api: Api) -> None:
                 )
             )
         ).all()
-    assert sorted(rows) == [("+14155550100", "Hi Ada!"), ("+14155550101", "Hi !")]
+    assert sorted(rows) == [("+14155550100", "Hi Ada!"), ("+14155550101", "Hi you!")]
     shown = (await api.client.get(f"/api/sms/bulk/{body['bulkId']}", headers=api.auth())).json()
     assert shown["listId"] == list_id
+
+
+async def test_a_retry_with_its_key_is_answered_after_the_list_is_deleted(api: Api) -> None:
+    list_id = await new_list(api)
+    await upload(api, list_id, "phone\n+14155550100\n")
+    request = {"listId": list_id, "message": "hi"}
+    headers = api.auth() | {"Idempotency-Key": "list-retry"}
+    first = await api.client.post("/api/sms/bulk", json=request, headers=headers)
+    assert first.status_code == 202, first.text
+    await api.client.delete(f"/api/lists/{list_id}", headers=api.auth())
+    again = await api.client.post("/api/sms/bulk", json=request, headers=headers)
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    fresh = await api.client.post("/api/sms/bulk", json=request, headers=api.auth())
+    assert fresh.status_code == 404  # without the key it is a new request, judged now
 
 
 async def test_an_empty_list_cannot_be_sent_to(api: Api) -> None:

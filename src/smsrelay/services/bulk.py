@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.ids import new_id
@@ -25,13 +26,15 @@ from smsrelay.services.bulk_screen import (
     check_template,
     screen_recipients,
 )
-from smsrelay.services.errors import InvalidRequest
+from smsrelay.services.errors import InvalidRequest, ServiceError
 from smsrelay.services.recipient_lists import members_as_recipients
 from smsrelay.services.submit import Principal, SubmitPolicy, scheduled_time
 from smsrelay.store.bulks import BulkRepository
 from smsrelay.store.database import Database
+from smsrelay.store.tables import idempotency_keys
 
 MAX_RECIPIENTS = 100_000
+PAST_GRACE = timedelta(minutes=5)  # a scheduledAt this far back still means "now"
 SHOWN_WHEN_ALL_REJECTED = 100  # refusals listed in a 422 where no recipient was accepted
 
 
@@ -68,8 +71,13 @@ class BulkAccepted:
 def resolve_schedule(
     scheduled_at: datetime | None, time_zone: str | None, now: datetime
 ) -> datetime | None:
-    """`scheduledAt` in UTC: as given with its offset, or a local time in `timeZone`."""
+    """`scheduledAt` in UTC: as given with its offset, or a local time in `timeZone`.
+
+    A time already past (beyond `PAST_GRACE`, for clocks and typing) is refused rather than
+    sent at once: a broadcast meant for a moment that is gone is more likely a wrong date.
+    """
     if time_zone is None:
+        _not_past(scheduled_at, now)
         return scheduled_time(scheduled_at, now)
     zone = _zone(time_zone)
     if scheduled_at is None:
@@ -87,7 +95,23 @@ def resolve_schedule(
             f"{scheduled_at.isoformat()} does not exist in {time_zone}: the clocks skip it "
             "(daylight saving time starts); choose a time outside the gap",
         )
+    _not_past(local, now)
     return scheduled_time(local, now)
+
+
+def _not_past(when: datetime | None, now: datetime) -> None:
+    if when is None or when.tzinfo is None:
+        return  # scheduled_time names a missing offset
+    try:
+        past = when.astimezone(UTC) < now - PAST_GRACE
+    except OverflowError:
+        return  # scheduled_time says it is out of range
+    if past:
+        raise InvalidRequest(
+            "scheduledAt",
+            f"{when.isoformat()} is in the past (now {now.replace(microsecond=0).isoformat()}); "
+            "give a future time, or leave scheduledAt out to send now",
+        )
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -199,6 +223,26 @@ def _bulk_row(
     }
 
 
+async def _answered(
+    db: Database, tenant_id: str, key: str | None, request_hash: str, now: datetime
+) -> idempotency.Answer | None:
+    """The stored answer to this very request under `key`, if it was answered."""
+    if key is None:
+        return None
+    query = select(idempotency_keys).where(
+        idempotency_keys.c.tenant_id == tenant_id,
+        idempotency_keys.c.key == key,
+        idempotency_keys.c.state == "done",
+        idempotency_keys.c.request_hash == request_hash,
+        idempotency_keys.c.expires_at > now,
+    )
+    async with db.reading() as connection:
+        row = (await connection.execute(query)).mappings().first()
+    if row is None:
+        return None
+    return idempotency.Answer(row["response_status"], row["response_body"], replayed=True)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -216,7 +260,15 @@ async def submit_bulk(
 ) -> idempotency.Answer:
     """Accept `new` durably; under an Idempotency-Key a repeat replays the first answer."""
     now = clock()
-    prepared = await prepare_bulk(db, policy, principal, new, now)  # fails before the key
+    try:
+        prepared = await prepare_bulk(db, policy, principal, new, now)  # fails before the key
+    except ServiceError:
+        # A retry of a request already answered gets its answer even when the request would
+        # be refused now (its scheduledAt has passed, its list was deleted since).
+        stored = await _answered(db, principal.tenant_id, key, request_hash, now)
+        if stored is None:
+            raise
+        return stored
 
     async def work(connection: AsyncConnection) -> tuple[int, dict[str, Any]]:
         await BulkRepository(connection).add(prepared.bulk, prepared.recipients)

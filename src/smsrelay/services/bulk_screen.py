@@ -154,13 +154,22 @@ def _variables(
     screen: Screen, own: Mapping[str, str] | None, text_problems: dict[str, tuple[str, str] | None]
 ) -> tuple[str | None, tuple[str, str] | None]:
     """The recipient's values for the template's names (as JSON), or why it cannot be sent."""
-    values = {**screen.defaults, **(own or {})}
-    missing = screen.template.missing(values)
+    values: dict[str, str] = {}
+    missing: list[str] = []
+    for name in screen.template.names:
+        # A blank value (an empty CSV cell) is no value: the default applies, else refused.
+        value = own.get(name) if own else None
+        if value is None or not value.strip():
+            value = screen.defaults.get(name)
+        if value is None or not value.strip():
+            missing.append(name)
+        else:
+            values[name] = value
     if missing:
         names = ", ".join("{{" + name + "}}" for name in missing)
         return None, (
             "missing_variable",
-            f"no value for {names}; add it to the recipient's "
+            f"no value for {names} (absent or blank); add it to the recipient's "
             "variables or give a default in the top-level variables",
         )
     text = screen.template.render(values)
@@ -170,8 +179,7 @@ def _variables(
         if text not in text_problems:
             text_problems[text] = _text_problem(screen, text, raise_for_all=False)
         problem = text_problems[text]
-    used = {name: values[name] for name in screen.template.names}
-    return _to_json(used), problem
+    return _to_json(values), problem
 
 
 def _text_problem(screen: Screen, text: str, *, raise_for_all: bool) -> tuple[str, str] | None:
