@@ -82,3 +82,18 @@ async def test_deferred_bookings_continue_from_where_another_store_left_off(
 
 def _started(bookings: list[Booking], costs: list[int]) -> list[tuple[float, int]]:
     return [(b.start, c) for b, c in zip(bookings, costs, strict=True) if b.start is not None]
+
+
+async def test_a_write_reported_through_one_store_moves_the_next_booking_of_another(
+    make_buckets: MakeBuckets,
+) -> None:
+    """Slots survive the state's JSON form exactly, so a report finds its booking."""
+    first, second = await make_buckets(), await make_buckets()
+    terms = Terms(2, window=1.0, horizon=1.0, tolerance=0.2)
+    now = 1_764_400_000.123456
+    slots = [b.start for b in await first.book(KEY, now, [1, 1], terms)]
+    assert slots == [now, now + 0.5]
+    written = [(slots[0], now + 0.031), (slots[1], now + 0.5)]  # the first went 31 ms late
+    later = await second.book(KEY, now + 0.6, [1, 1], terms, written)
+    # Not within 1 s of the late one: 1.031 s on, not 1 s; the next keeps its place.
+    assert [b.start for b in later] == pytest.approx([now + 1.031, now + 1.5], abs=1e-5)
