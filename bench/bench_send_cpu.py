@@ -123,7 +123,7 @@ class WriterClock:
             finally:
                 self.seconds += time.thread_time() - started
 
-        thread_writer.ThreadWriter._transaction = timed  # type: ignore[method-assign]
+        thread_writer.ThreadWriter._transaction = timed  # type: ignore[method-assign,assignment]
 
 
 def without_write(container: Container) -> Callable[[], None]:
@@ -136,7 +136,7 @@ def without_write(container: Container) -> Callable[[], None]:
             first.append(await real(submission))
         return first[0]
 
-    container.submissions.submit = submit  # type: ignore[method-assign]
+    container.submissions.submit = submit  # type: ignore[method-assign,assignment]
     return lambda: setattr(container.submissions, "submit", real)
 
 
