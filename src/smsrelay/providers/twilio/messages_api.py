@@ -22,7 +22,7 @@ import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 import aiohttp
 from twilio import __version__ as twilio_version
@@ -35,6 +35,7 @@ from smsrelay.providers.twilio.error_codes import classify, more_info_url
 VALIDITY_RANGE = (1, 36000)
 # The order in which the SDK's MessageList._create_async lays out the fields we use.
 _FIELD_ORDER = ("To", "StatusCallback", "ValidityPeriod", "From", "MessagingServiceSid", "Body")
+_FIELD_KNOWN = frozenset(_FIELD_ORDER)
 # The fields of an RFC 9457 problem body, as the SDK tests for them (Version.exception).
 _PROBLEM_FIELDS = ("type", "title", "status", "code")
 
@@ -62,12 +63,17 @@ def sdk_headers(authorization: str) -> dict[str, str]:
 
 
 def create_form(fields: Mapping[str, str | int]) -> bytes:
-    """The url-encoded body, in the SDK's field order; fields we do not know are refused."""
-    unknown = set(fields) - set(_FIELD_ORDER)
+    """The url-encoded body, in the SDK's field order; fields we do not know are refused.
+
+    What `urlencode` writes for these pairs (quote_plus on each value; the names need no
+    quoting), without its generic handling of keys, sequences and bytes: half its cost, on
+    every send.
+    """
+    unknown = fields.keys() - _FIELD_KNOWN
     if unknown:
         raise ValueError(f"not a create-message field: {sorted(unknown)}")
-    ordered = [(name, str(fields[name])) for name in _FIELD_ORDER if name in fields]
-    return urlencode(ordered).encode("ascii")
+    pairs = [f"{name}={quote_plus(str(fields[name]))}" for name in _FIELD_ORDER if name in fields]
+    return "&".join(pairs).encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
