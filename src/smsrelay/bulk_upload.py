@@ -25,6 +25,7 @@ import aiohttp
 from smsrelay.api.bulk_schemas import MAX_TO_CHARS, MAX_VARIABLE_CHARS
 from smsrelay.domain.phone_batch import NumberChecker
 from smsrelay.domain.templates import Template
+from smsrelay.services.list_import import separator_hint
 
 STATE_SUFFIX = ".smsrelay-bulk.json"
 PHONE_COLUMNS = ("phone", "to")
@@ -233,7 +234,10 @@ def _phone_column(header: list[str]) -> int:
         if name in lowered:
             return lowered.index(name)
     shown = ", ".join(header) or "no header row"
-    raise UploadError(f"the CSV has no phone column (found: {shown}); name one 'phone' or 'to'")
+    raise UploadError(
+        f"the CSV has no phone column (found: {shown}); name one 'phone' or 'to'"
+        + separator_hint(header)
+    )
 
 
 def _recipient(header: list[str], fields: list[str], phone: int) -> dict[str, Any]:

@@ -116,6 +116,10 @@ def test_clear_errors_for_file_header_key_and_server(
     no_phone = cli("bulk", "send", "names.csv", "--message", "x", "--url", server.url, env=key)
     assert no_phone.returncode == 1 and "no phone column" in no_phone.stderr
 
+    (cli.workdir / "semi.csv").write_text("phone;name\n+14155550199;Ada\n")
+    semi = cli("bulk", "send", "semi.csv", "--message", "x", "--url", server.url, env=key)
+    assert semi.returncode == 1 and "separated by semicolons" in semi.stderr
+
     (cli.workdir / "one.csv").write_text("to\n+14155550199\n")
     bad_key = cli("bulk", "send", "one.csv", "--message", "x", "--url", server.url,
                   env={"SMSRELAY_API_KEY": "sr_bad_key"})  # fmt: skip

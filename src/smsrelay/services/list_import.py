@@ -15,8 +15,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -72,7 +72,8 @@ class _Header:
         if phone is None:
             raise InvalidRequest(
                 "body",
-                "the header row has no phone column; name one column 'phone' (or 'to')",
+                "the header row has no phone column; name one column 'phone' (or 'to')"
+                + separator_hint(names),
                 {"header": names[:MAX_COLUMNS]},
             )
         if len(names) > MAX_COLUMNS or "" in names or len(set(lowered)) != len(names):
@@ -84,28 +85,53 @@ class _Header:
         return cls(names, phone)
 
 
-_QUOTE_OR_NEWLINE: Final = re.compile(r'["\n]')
+def separator_hint(header: list[str]) -> str:
+    """A hint when a header that has no phone column was cut with another separator."""
+    for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        if any(separator in column for column in header):
+            return f"; the header looks separated by {name}: save the file with commas"
+    return ""
+
+
+_QUOTE_COMMA_OR_NEWLINE: Final = re.compile(r'["\n,]')
 
 
 class _RecordCutter:
     """Cuts decoded text into complete CSV records (a newline inside quotes does not end one).
 
-    Each character is scanned once and the incomplete tail is kept as pieces, so a record
-    that never ends (a stray quote) costs linear time, not a rescan of the tail per chunk.
+    Quotes are read as the csv module reads them: a quote opens a quoted field only as the
+    field's first character (elsewhere, as in `5'11"`, it is text), and inside one, `""` is a
+    quote. Each character is scanned once and the incomplete tail is kept as pieces, so a
+    record that never ends (a stray quote) costs linear time, not a rescan per chunk.
     """
 
     def __init__(self) -> None:
         self.pending: list[str] = []
         self.inside = False
+        self.at_field_start = True  # the next character begins a field
+        self.after_close = False  # the last character closed a quoted field
 
     def feed(self, text: str) -> str:
         """Add `text`; the complete records it finishes ("" for none)."""
         end = 0
-        for match in _QUOTE_OR_NEWLINE.finditer(text):
-            if match.group() == '"':
-                self.inside = not self.inside
-            elif not self.inside:
-                end = match.end()
+        inside = self.inside
+        field_start = 0 if self.at_field_start else -1
+        closed_at = 0 if self.after_close else -1
+        for match in _QUOTE_COMMA_OR_NEWLINE.finditer(text):
+            at = match.start()
+            char = match.group()
+            if char == '"':
+                if inside:
+                    inside, closed_at = False, at + 1
+                elif at in (field_start, closed_at):  # opens a field, or `""` inside one
+                    inside = True
+            elif not inside:
+                field_start = at + 1
+                if char == "\n":
+                    end = at + 1
+        self.inside = inside
+        self.at_field_start = field_start == len(text)
+        self.after_close = closed_at == len(text)
         if not end:
             self.pending.append(text)
             return ""
@@ -117,46 +143,82 @@ class _RecordCutter:
         return "".join(self.pending)
 
 
+class _Fault(InvalidRequest):
+    """The stream cannot be read on from here; the records before it were all yielded."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.reason = reason
+
+
 async def _csv_rows(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[str]]:
-    """CSV records from a byte stream (UTF-8, an optional BOM), one complete record at a time."""
+    """CSV records from a byte stream (UTF-8, an optional BOM), one complete record at a time.
+
+    At a fault (bytes that are not UTF-8, a record the csv module refuses, a quote never
+    closed) every complete record before it is yielded first, then `_Fault` names the row.
+    """
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    cutter, size = _RecordCutter(), 0
+    cutter, size, row = _RecordCutter(), 0, 0
     async for chunk in chunks:
         size += len(chunk)
         if size > MAX_BYTES:
-            raise InvalidRequest(
-                "body", f"is over {MAX_BYTES} bytes; split the file (rows before were kept)"
+            raise _Fault("body", f"is over {MAX_BYTES} bytes from row {row + 1} on; split the file")
+        text, bad = _decode(decoder, chunk)
+        for fields in _records(cutter.feed(text), row):
+            row += 1
+            yield fields
+        if bad:
+            raise _Fault(
+                "body",
+                f"is not UTF-8 text from row {row + 1} on; save the CSV as UTF-8 and import it "
+                "again",
             )
-        complete = cutter.feed(_decode(decoder, chunk, final=False))
-        if complete:
-            for fields in _records(complete):
-                yield fields
-    rest = cutter.rest() + _decode(decoder, b"", final=True)
+    text, bad = _decode(decoder, b"", final=True)
+    if bad:
+        raise _Fault("body", f"ends inside a UTF-8 character (row {row + 1}); save it as UTF-8")
+    if cutter.inside:
+        raise _Fault(
+            "body",
+            f"row {row + 1} opens a quote that is never closed, so the rest of the file would be "
+            'one field; close it (or double a quote meant as text: "")',
+        )
+    rest = cutter.rest() + text
     if rest.strip():
-        for fields in _records(rest):
+        for fields in _records(rest, row):
             yield fields
 
 
-def _records(text: str) -> list[list[str]]:
-    """The CSV records of `text`; `InvalidRequest` for one the csv module cannot read."""
-    try:
-        return list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
-        raise InvalidRequest(
-            "body",
-            f"is not CSV this import can read ({exc}); fields take at most {MAX_VALUE} "
-            "characters (rows before the fault were kept)",
-        ) from None
+def _records(text: str, row: int) -> Iterator[list[str]]:
+    """The CSV records of `text` (the first is row `row + 1`), up to one the csv module cannot
+    read, for which `_Fault` names its row."""
+    if not text:
+        return
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            fields = next(reader, None)
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+            raise _Fault(
+                "body",
+                f"row {row + 1} is not CSV this import can read ({exc}); fields take at most "
+                f"{MAX_VALUE} characters",
+            ) from None
+        if fields is None:
+            return
+        row += 1
+        yield fields
 
 
-def _decode(decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool) -> str:
+def _decode(
+    decoder: codecs.IncrementalDecoder, chunk: bytes, *, final: bool = False
+) -> tuple[str, bool]:
+    """The chunk's text up to its first byte that is not UTF-8, and whether there was one."""
     try:
         text: str = decoder.decode(chunk, final)
-    except UnicodeDecodeError:
-        raise InvalidRequest(
-            "body", "is not UTF-8 text; save the CSV as UTF-8 (rows before the fault were kept)"
-        ) from None
-    return text
+    except UnicodeDecodeError as exc:
+        good: bytes = exc.object[: exc.start]
+        return good.decode("utf-8", errors="replace"), True
+    return text, False
 
 
 def _member_of(
@@ -230,9 +292,19 @@ async def import_members(
             _take_row(fields, number, header, checker, report, seen, batch)
             if len(batch) >= BATCH:
                 await _merge(db, (tenant_id, list_id), batch, now)
-    except InvalidRequest:
+    except _Fault as fault:
         await _merge(db, (tenant_id, list_id), batch, now)  # rows before the fault are kept
-        raise
+        raise InvalidRequest(
+            "body",
+            f"{fault.reason} (the {report.rows} rows before it were kept: {report.imported} "
+            f"imported, {report.rejected} refused; importing them again only updates them)",
+            {
+                "rowsRead": report.rows,
+                "imported": report.imported,
+                "rejectedCount": report.rejected,
+                "errors": [asdict(error) for error in report.errors],
+            },
+        ) from None
     await _merge(db, (tenant_id, list_id), batch, now)
     async with db.reading() as connection:
         report.member_count = (await find_list(connection, tenant_id, list_id)).member_count
