@@ -117,13 +117,22 @@ async def _send(
             )
             console.print(
                 f"accepted {state.accepted}, rejected {state.rejected}{repeated}; "
-                f"bulk ids: {', '.join(state.bulk_ids) or 'none'}"
+                f"bulk ids: {_bulk_ids(state)}"
             )
             if follow is not None and state.bulk_ids:
                 await _follow(client, state, progress, tasks, *follow)
 
 
 _BARS = ("accepted", "sent", "delivered", "failed")
+SHOWN_IDS = 5
+
+
+def _bulk_ids(state: State) -> str:
+    """The run's bulk ids, or how many there are and where they are listed."""
+    ids = state.bulk_ids
+    if len(ids) <= SHOWN_IDS:
+        return ", ".join(ids) or "none"
+    return f"{len(ids)} bulks, listed in {state.path.name} (first {ids[0]})"
 
 
 def _progress(console: Console) -> Progress:

@@ -93,6 +93,9 @@ def test_a_run_interrupted_by_ctrl_c_resumes_without_sending_anyone_twice(
 
     again = cli(*args, env=env, timeout=90)  # a finished run: every chunk is skipped
     assert again.returncode == 0 and f"accepted {ROWS}, rejected 1" in again.stderr
+    summary = " ".join(again.stderr.split())  # rich wraps at 80 columns
+    assert f"bulk ids: {ROWS} bulks, listed in resume.csv.smsrelay-bulk.json" in summary
+    assert "1 repeated number(s) sent once" in summary
 
     bulk_ids = [c["bulkId"] for c in chunks.values() if c["bulkId"]]
     deadline = time.monotonic() + 30
