@@ -82,11 +82,14 @@ async def run(database_url: str, args: argparse.Namespace) -> dict[str, object]:
         await client.delete(REDIS_PREFIX + f"twilio|{SENDER}")
         await client.aclose()
     count = args.rate * args.seconds
+    stalls: list[tuple[float, float]] = []
+    watch = asyncio.ensure_future(_watch_loop(stalls))
     with tempfile.TemporaryFile() as worker_log:
         fleet = LoggedFleet(env, port, worker_log)
         try:
             events = await _drive(fleet, simulator, db, count, args)
         finally:
+            watch.cancel()
             fleet.stop()
             await simulator.stop()
             await db.dispose()
@@ -96,7 +99,25 @@ async def run(database_url: str, args: argparse.Namespace) -> dict[str, object]:
             Path(args.dump).with_suffix(".workers.log").write_text(lines)
         misses = _misses(lines)
         written = _written(lines)
-    return _figures(simulator, written, args, count) | events | misses
+    figures = _figures(simulator, written, args, count)
+    return figures | {"simulator_loop_stall_ms": _stalls(stalls)} | events | misses
+
+
+async def _watch_loop(stalls: list[tuple[float, float]]) -> None:
+    """How late the simulator's event loop (this process) wakes from 5 ms sleeps: a request
+    that reaches it during such a stall is stamped when the stall ends."""
+    while True:
+        before = time.time()
+        await asyncio.sleep(0.005)
+        stalls.append((time.time(), time.time() - before - 0.005))
+
+
+def _stalls(stalls: list[tuple[float, float]]) -> dict[str, object]:
+    """The simulator's own stalls: the longest, and how many passed 50 ms."""
+    lags = sorted(lag for _, lag in stalls)
+    if not lags:
+        return {}
+    return {"max": round(lags[-1] * 1000, 1), "over_50ms": sum(lag > 0.05 for lag in lags)}
 
 
 async def _drive(
