@@ -184,12 +184,15 @@ async def _follow(
     progress.update(tasks["accepted"], total=state.accepted)
     for name in _BARS[1:]:
         tasks[name] = progress.add_task(name, total=state.accepted)
+    finished: dict[str, dict[str, Any]] = {}  # bulks with nothing left to change: not asked again
     while True:
-        views = [await client.bulk(bulk_id) for bulk_id in state.bulk_ids]
+        views = [finished.get(bulk_id) or await client.bulk(bulk_id) for bulk_id in state.bulk_ids]
+        finished.update((view["bulkId"], view) for view in views if _finished(view))
         counts = progress_of(views)
         for name in ("sent", "delivered", "failed"):
             progress.update(tasks[name], completed=counts[name])
         if counts["unsent"] + counts["awaiting_report"] == 0:
+            _print_outcome(progress.console, views)
             return
         if loop.time() > give_up:
             progress.console.print(
@@ -197,8 +200,40 @@ async def _follow(
                 f"{counts['awaiting_report']} awaiting a delivery report; `smsrelay bulk status "
                 "BULK_ID` shows later progress"
             )
+            _print_outcome(progress.console, views)
             return
         await asyncio.sleep(poll)
+
+
+def _finished(view: dict[str, Any]) -> bool:
+    open_ = sum(view["counts"].get(s, 0) for s in ("pending", "sending", "sent"))
+    written = view["status"] == "canceled" or view["expandedCount"] == view["acceptedCount"]
+    return written and view["status"] in ("ready", "canceled") and open_ == 0
+
+
+# What each way of not being delivered means, for the line printed at the end.
+_NOT_DELIVERED = {
+    "undelivered": "the carrier could not deliver",
+    "failed": "refused by the provider or by smsrelay's checks",
+    "suppressed": "not sent: opted out, no consent for marketing, or quiet hours",
+    "expired": "not sent within validitySeconds",
+    "canceled": "canceled",
+}
+
+
+def _print_outcome(console: Console, views: list[dict[str, Any]]) -> None:
+    """How many ended each way, naming why the 'failed' bar counts what it counts."""
+    totals: dict[str, int] = {}
+    for view in views:
+        for status, count in view["counts"].items():
+            totals[status] = totals.get(status, 0) + count
+    parts = [f"{totals[s]} {s} ({why})" for s, why in _NOT_DELIVERED.items() if totals.get(s)]
+    if parts:
+        console.print(
+            f"delivered {totals.get('delivered', 0)}; "
+            + "; ".join(parts)
+            + " — GET /api/sms/outbox?status=… lists them with their reasons"
+        )
 
 
 @bulk_app.command("status")

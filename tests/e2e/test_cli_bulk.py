@@ -184,3 +184,16 @@ def test_a_row_without_a_usable_number_is_reported_by_row_and_the_run_goes_on(
     assert "accepted 2, rejected 3" in result.stderr
     for row in (3, 4, 5):
         assert f"row {row} (" in result.stderr and "invalid_number" in result.stderr
+
+
+def test_the_end_of_a_run_says_why_messages_count_as_failed(cli: Cli, server: Server) -> None:
+    tenant = cli.create_tenant("no-consent")
+    (cli.workdir / "offers.csv").write_text("phone\n+14155552801\n+14155552802\n")
+    result = cli(
+        "bulk", "send", "offers.csv", "--message", "Sale!", "--category", "marketing",
+        "--url", server.url, "--poll", "0.2", "--patience", "60",
+        env={"SMSRELAY_API_KEY": tenant["apiKey"]}, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = " ".join(result.stderr.split())
+    assert "delivered 0; 2 suppressed (not sent: opted out, no consent for marketing" in summary
