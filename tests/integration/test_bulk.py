@@ -116,6 +116,19 @@ async def test_a_blank_value_counts_as_no_value(api: Api) -> None:
     assert "blank" in rejected[0]["message"]
 
 
+@pytest.mark.parametrize("written", ["{{First Name}}", "{{first-name}}", "{{1st}}", "{{}}"])
+async def test_a_placeholder_no_value_could_fill_is_422_not_sent_as_typed(
+    api: Api, written: str
+) -> None:
+    recipient = {"to": MOBILES[0], "variables": {"firstName": "Ada"}}
+    response = await bulk(api, recipients=[recipient], message=f"Hi {written}, {{{{firstName}}}}")
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert message.startswith(f"message: {written} is not a placeholder smsrelay fills")
+    fine = await bulk(api, recipients=[recipient], message="{{ firstName }}: 50% off {today}")
+    assert fine.status_code == 202, fine.text
+
+
 async def test_a_rendered_text_over_the_limit_rejects_that_recipient_only(api: Api) -> None:
     response = await bulk(
         api,
