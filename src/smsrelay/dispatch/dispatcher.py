@@ -153,8 +153,8 @@ class Dispatcher:
     def free_slots(self) -> int:
         """How many messages the next round may claim.
 
-        A slot is held from the claim until the provider answers; recording the answer goes on
-        in a task of its own (acceptances are written in batches), so a slot is free again
+        A slot is held from the claim until the provider answers; the send's task then records
+        the answer holding none (acceptances are written in batches), so a slot is free again
         while its result waits for the batch. The results being recorded are capped at
         `concurrency` more, so claimed-but-unrecorded messages never exceed twice that.
         """
@@ -325,7 +325,10 @@ class Dispatcher:
         elapsed = asyncio.get_running_loop().time() - started
         metrics.SEND_SECONDS.labels(row["provider"]).observe(elapsed)
         metrics.SEND_ATTEMPTS.labels(row["provider"], result.outcome.value).inc()
-        self._start(self.record_result(row, result), holds_slot=False)  # frees this slot
+        # The slot is free once the provider answered; recording the answer goes on in this
+        # task (still in flight, so `drain` waits for it), with no slot held.
+        self._sending.discard(asyncio.current_task())
+        await self.record_result(row, result)
 
     def _lease_fresh(self, row: RowMapping) -> bool:
         """Send only in the first half of the lease, so the request is done before it ends.
