@@ -114,7 +114,11 @@ class MessagesApi:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
             # The trace hooks tell a failure before the request went out from one after it.
-            self._session = aiohttp.ClientSession(trace_configs=[wire_tracing()])
+            # No aiohttp timeout (its default is 5 minutes): `create` bounds each call itself,
+            # and a second timer per request is work on every send for nothing.
+            self._session = aiohttp.ClientSession(
+                trace_configs=[wire_tracing()], timeout=aiohttp.ClientTimeout(total=None)
+            )
         return self._session
 
 
