@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import Select, Update, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.store.tables import message_events, messages
 
 _SEEN_KEY = message_events.c.dedupe_key.label("seen_dedupe_key")
+# The statements are built once per shape and their values passed as parameters: building one
+# (and its cache key) cost ~0.4 ms a batch, as much as writing a dozen messages.
+_STATEMENTS = 64  # shapes kept: a handful are ever used
 
 
 class OutboxBatch:
@@ -34,26 +38,15 @@ class OutboxBatch:
         n × m times. Locked in id order, so two batches that share messages wait for each other
         instead of deadlocking (SQLite needs no lock: its writers already take turns).
         """
-        wanted = []
-        if ids:
-            wanted.append(messages.c.id.in_(ids))
-        if provider_ids:
-            wanted.append(messages.c.provider_message_id.in_(provider_ids))
-        if not wanted:
+        if not ids and not provider_ids:
             return [], set()
-        keyed = and_(
-            message_events.c.message_id == messages.c.id, message_events.c.dedupe_key.is_not(None)
-        )
-        query = (
-            select(*(messages.c[name] for name in columns), _SEEN_KEY)
-            .select_from(messages.outerjoin(message_events, keyed))
-            .where(or_(*wanted))
-            .order_by(messages.c.id)
-            .with_for_update(of=messages)
-        )
+        query = _rows_query(tuple(columns), bool(ids), bool(provider_ids))
+        parameters = {"ids": list(ids)} if ids else {}
+        if provider_ids:
+            parameters["provider_ids"] = list(provider_ids)
         rows: dict[str, dict[str, Any]] = {}
         seen, keys = set(), set(dedupe_keys)
-        for row in (await self.connection.execute(query)).mappings():
+        for row in (await self.connection.execute(query, parameters)).mappings():
             rows.setdefault(row["id"], {name: row[name] for name in columns})
             if row[_SEEN_KEY.name] in keys:
                 seen.add((row["id"], row[_SEEN_KEY.name]))
@@ -71,11 +64,34 @@ class OutboxBatch:
             params = {f"v_{name}": value for name, value in values.items()}
             by_columns.setdefault(tuple(sorted(values)), []).append(params | {"v_id": message_id})
         for columns, rows in by_columns.items():
-            statement = (
-                update(messages)
-                .where(messages.c.id == bindparam("v_id"))
-                .values(
-                    {name: bindparam(f"v_{name}", type_=messages.c[name].type) for name in columns}
-                )
-            )
-            await self.connection.execute(statement, rows)
+            await self.connection.execute(_update_query(columns), rows)
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _rows_query(columns: tuple[str, ...], by_id: bool, by_provider_id: bool) -> Select[Any]:
+    """`OutboxBatch.rows_for`'s query, taking the lists as `ids` and `provider_ids`."""
+    wanted = []
+    if by_id:
+        wanted.append(messages.c.id.in_(bindparam("ids", expanding=True)))
+    if by_provider_id:
+        wanted.append(messages.c.provider_message_id.in_(bindparam("provider_ids", expanding=True)))
+    keyed = and_(
+        message_events.c.message_id == messages.c.id, message_events.c.dedupe_key.is_not(None)
+    )
+    return (
+        select(*(messages.c[name] for name in columns), _SEEN_KEY)
+        .select_from(messages.outerjoin(message_events, keyed))
+        .where(or_(*wanted))
+        .order_by(messages.c.id)
+        .with_for_update(of=messages)
+    )
+
+
+@lru_cache(maxsize=_STATEMENTS)
+def _update_query(columns: tuple[str, ...]) -> Update:
+    """An update of `columns` (`v_<name>`) of the message `v_id`."""
+    return (
+        update(messages)
+        .where(messages.c.id == bindparam("v_id"))
+        .values({name: bindparam(f"v_{name}", type_=messages.c[name].type) for name in columns})
+    )
