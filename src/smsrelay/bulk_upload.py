@@ -30,6 +30,7 @@ from smsrelay.services.list_import import separator_hint
 STATE_SUFFIX = ".smsrelay-bulk.json"
 PHONE_COLUMNS = ("phone", "to")
 IN_FLIGHT_RETRIES = 20
+RATE_LIMITED_RETRIES = 30  # a 429 is waited out (Retry-After) this many times
 
 
 class UploadError(Exception):
@@ -60,8 +61,10 @@ class State:
         saved = json.loads(path.read_text())
         if saved.get("run") != run:
             raise UploadError(
-                f"{path.name} belongs to a run of another file or message; to start a new "
-                f"broadcast, delete it (the earlier run's recipients would get this one too)"
+                f"{path.name} belongs to a run of another file or other options (--message, "
+                "--category, --sender-id, --chunk-size); run that command again to resume it, "
+                "or to start a new broadcast delete it (the earlier run's recipients would get "
+                "this one too)"
             )
         return cls(path, run, saved.get("chunks", {}))
 
@@ -285,12 +288,28 @@ class BulkClient:
     async def _call(
         self, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
+        """One request; over the key's rate limit (429), again after `Retry-After`."""
+        for _ in range(RATE_LIMITED_RETRIES):
+            status, answer, wait = await self._once(method, path, body, headers)
+            if status != 429:
+                break
+            await asyncio.sleep(wait)
+        return status, answer
+
+    async def _once(
+        self, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], float]:
         try:
             async with self.session.request(
                 method, self.url + path, json=body, headers=headers
             ) as response:
                 answer = await response.json(content_type=None)
-                return response.status, answer if isinstance(answer, dict) else {}
+                wait = _retry_after(response.headers.get("Retry-After"))
+                return response.status, answer if isinstance(answer, dict) else {}, wait
+        except TimeoutError:
+            raise UploadError(
+                f"{self.url} gave no answer in time; run the same command again to resume"
+            ) from None
         except aiohttp.ClientConnectionError as exc:
             raise UploadError(
                 f"cannot reach {self.url} ({type(exc).__name__}); is `smsrelay serve` running "
@@ -298,6 +317,14 @@ class BulkClient:
             ) from None
         except (json.JSONDecodeError, aiohttp.ContentTypeError):
             raise UploadError(f"{self.url} did not answer as smsrelay does; check --url") from None
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds to wait before asking again (Retry-After in seconds; 1 when absent or odd)."""
+    try:
+        return min(max(float(value or 1), 0.1), 30.0)
+    except ValueError:
+        return 1.0
 
 
 def _refusal(status: int, answer: dict[str, Any]) -> str:

@@ -197,3 +197,17 @@ def test_the_end_of_a_run_says_why_messages_count_as_failed(cli: Cli, server: Se
     assert result.returncode == 0, result.stderr
     summary = " ".join(result.stderr.split())
     assert "delivered 0; 2 suppressed (not sent: opted out, no consent for marketing" in summary
+
+
+def test_the_key_s_rate_limit_is_waited_out_not_fatal(cli: Cli, start_server: Any) -> None:
+    """Following 12 bulks asks 12 times a poll; at 3 requests a second that is a 429."""
+    limited = start_server(SMSRELAY_API_KEY_RATE_LIMIT="3/second")
+    tenant = cli.create_tenant("rate-limited")
+    contacts = write_contacts(cli.workdir / "limited.csv", 12, offset=800)
+    result = cli(
+        "bulk", "send", contacts.name, "--message", "Hi {{firstName}}", "--url", limited.url,
+        "--chunk-size", "1", "--poll", "0.2", "--patience", "60",
+        env={"SMSRELAY_API_KEY": tenant["apiKey"]}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "429" not in result.stderr and "12/12" in result.stderr
