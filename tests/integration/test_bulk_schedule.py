@@ -119,3 +119,16 @@ def test_the_past_is_judged_in_the_given_zone() -> None:
     assert resolve_schedule(datetime(2026, 11, 29, 12, 0), "America/New_York", now) == now
     with pytest.raises(InvalidRequest, match="in the past"):
         resolve_schedule(datetime(2026, 11, 29, 11, 50), "America/New_York", now)
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "right/UTC", "utc", "Mars/Olympus"])
+async def test_a_zone_file_that_names_no_place_is_422(api: Api, zone: str) -> None:
+    response = await bulk(
+        api,
+        recipients=["+14155550100"],
+        message="hi",
+        scheduledAt=f"{NEXT_YEAR}-06-01T09:00:00",
+        timeZone=zone,
+    )
+    assert response.status_code == 422, response.text  # "localtime": the server's own zone
+    assert "is not an IANA time zone" in response.json()["error"]["message"]
