@@ -17,7 +17,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import String, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status
@@ -146,14 +147,28 @@ async def _mark_sent(
 ) -> set[str]:
     """`sent` for the batch's messages still `sending` on this worker's lease; their ids.
 
-    Two statements whatever the batch's size, both compiled once: the compare-and-set over
-    the ids (its RETURNING says which moved), then each moved message's provider id in one
-    executemany (a CASE over the batch was a new statement of n branches to build, key and
-    compile per batch: most of a batch's CPU). The rows moved are locked by the first, so
-    nothing comes between the two.
+    Statements compiled once whatever the batch's size (a CASE over the batch was a new
+    statement of n branches to build, key and compile per batch). PostgreSQL: one
+    compare-and-set joined to the batch's ids and provider ids (unnest), so each message is
+    updated once (a second update for the id is a second row version and index entries).
+    SQLite: the compare-and-set over the ids, then the moved ones' provider ids in one
+    executemany (cheaper here than binding every column for each message).
     """
+    if connection.dialect.name == "postgresql":
+        ordered = sorted(batch, key=lambda a: a.message_id)  # rows locked in id order, as
+        params = {  # the other batch writers lock them (no deadlock between two batches)
+            "v_ids": [a.message_id for a in ordered],
+            "v_sids": [a.provider_message_id for a in ordered],
+            "v_worker": worker,
+            "v_sent_at": now,
+            "v_updated_at": now,
+        }
+        return set((await connection.execute(_MARK_SENT_JOINED, params)).scalars())
+    params = {"v_ids": [a.message_id for a in batch], "v_worker": worker}
     moved = set(
-        (await connection.execute(_MARK_SENT, _mark_sent_params(worker, batch, now))).scalars()
+        (
+            await connection.execute(_MARK_SENT, params | {"v_sent_at": now, "v_updated_at": now})
+        ).scalars()
     )
     sids = [
         {"v_id": a.message_id, "v_sid": a.provider_message_id}
@@ -165,10 +180,37 @@ async def _mark_sent(
     return moved
 
 
-def _mark_sent_params(worker: str, batch: list[Acceptance], now: datetime) -> dict[str, Any]:
-    return {"v_ids": [a.message_id for a in batch], "v_worker": worker, "v_now": now}
+def _at(name: str) -> Any:
+    return bindparam(name, type_=messages.c.sent_at.type)
 
 
+_SENT_VALUES: dict[str, Any] = {
+    "status": Status.SENT.value,
+    "sent_at": _at("v_sent_at"),
+    "updated_at": _at("v_updated_at"),
+    "lease_owner": None,
+    "lease_expires_at": None,
+    "needs_reconcile": 0,
+    **error_columns(None),
+}
+_BATCH = (
+    func.unnest(
+        bindparam("v_ids", type_=postgresql.ARRAY(String)),
+        bindparam("v_sids", type_=postgresql.ARRAY(String)),
+    )
+    .table_valued("id", "sid")
+    .render_derived(name="batch")
+)
+_MARK_SENT_JOINED = (
+    update(messages)
+    .where(
+        messages.c.id == _BATCH.c.id,
+        messages.c.status == Status.SENDING.value,
+        messages.c.lease_owner == bindparam("v_worker"),
+    )
+    .values(provider_message_id=_BATCH.c.sid, **_SENT_VALUES)
+    .returning(messages.c.id)
+)
 _MARK_SENT = (
     update(messages)
     .where(
@@ -176,21 +218,13 @@ _MARK_SENT = (
         rechecked(messages.c.status) == Status.SENDING.value,
         messages.c.lease_owner == bindparam("v_worker"),
     )
-    .values(
-        status=Status.SENT.value,
-        sent_at=bindparam("v_now", type_=messages.c.sent_at.type),
-        updated_at=bindparam("v_now", type_=messages.c.updated_at.type),
-        lease_owner=None,
-        lease_expires_at=None,
-        needs_reconcile=0,
-        **error_columns(None),
-    )
+    .values(**_SENT_VALUES)
     .returning(messages.c.id)
 )
 _SET_SID = (
     update(messages)
     .where(messages.c.id == bindparam("v_id"))
-    .values(provider_message_id=bindparam("v_sid", type_=messages.c.provider_message_id.type))
+    .values(provider_message_id=bindparam("v_sid", type_=String))
 )
 
 
