@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+_NAIVE = "naive datetime given; smsrelay stores UTC-aware times only"
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
@@ -33,15 +35,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime given; smsrelay stores UTC-aware times only")
+            raise ValueError(_NAIVE)
         utc = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """On SQLite, the text SQLAlchemy's SQLite DATETIME would store, spelled in one step
+        (half the cost of `process_bind_param` and then DATETIME's formatting; the status
+        webhook writes three per callback). Tested equal to the two steps."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """`2026-11-29 16:57:27.091205`: the UTC time, naive, to the microsecond."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(_NAIVE)
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
 
 
 metadata = MetaData(
