@@ -257,6 +257,21 @@ async def test_a_quote_inside_a_plain_field_is_text_wherever_the_chunks_break(ap
         assert [[m["phone"], m["variables"]["note"]] for m in members] == expected, size
 
 
+async def test_a_carriage_return_alone_ends_a_record_as_in_the_csv_module(api: Api) -> None:
+    """Old Mac line ends: a quoted field that opens a line after a bare CR is still quoted."""
+    list_id = await new_list(api)
+    text = b'note,phone\r"a\nb",+14155550100\r"x",+14155550101\r'
+
+    async def trickle() -> AsyncIterator[bytes]:
+        for index in range(len(text)):
+            yield text[index : index + 1]
+
+    report = await import_members(api.container.db, api.tenant_id, list_id, trickle(), utcnow())
+    assert report.rows == 2 and not report.errors, report
+    members = (await api.client.get(f"/api/lists/{list_id}/members", headers=api.auth())).json()
+    assert [m["variables"]["note"] for m in members["items"]] == ["a\nb", "x"]
+
+
 async def test_a_stray_quote_does_not_make_the_import_quadratic(api: Api) -> None:
     """After an unmatched quote no record ends; the tail must not be rescanned per chunk."""
     list_id = await new_list(api)

@@ -93,7 +93,7 @@ def separator_hint(header: list[str]) -> str:
     return ""
 
 
-_QUOTE_COMMA_OR_NEWLINE: Final = re.compile(r'["\n,]')
+_QUOTE_COMMA_OR_NEWLINE: Final = re.compile(r'["\n\r,]')  # \r ends a record for csv too
 
 
 class _RecordCutter:
