@@ -5,7 +5,9 @@ sender — keyed by (provider, sender). Its rate is the tenant's override for th
 the deployment's (`SMSRELAY_SENDER_THROUGHPUT`), else the kind table (`domain/throughput.py`)
 when the provider is a carrier; the built-in simulator is not paced unless a rate is set.
 Bookings go through a shared store (Redis, else the database), so the rate holds across all
-worker processes; see `domain/reservations.py` for the arithmetic and docs/pacing.md.
+worker processes, and each send's write moment goes back to it (`write_reports.py`), so the
+bookings a second later are held to when requests really left; see `domain/reservations.py`
+for the arithmetic and docs/pacing.md.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Protocol
 from sqlalchemy.engine import RowMapping
 
 from smsrelay.dispatch.buckets import Buckets
+from smsrelay.dispatch.write_reports import WriteReports
 from smsrelay.domain import throughput
 from smsrelay.domain.reservations import Booking, Terms
 from smsrelay.logs import get_logger
@@ -36,10 +39,6 @@ log = get_logger("smsrelay.pacing")
 UNAVAILABLE_RETRY_SECONDS = 5.0
 # A send that misses its slot books a new one in process this many times before it is released.
 MAX_REBOOKINGS = 3
-# When the moments a worker's requests were written are sent to the shared state, at the latest
-# (a booking for the sender takes them along sooner). They must arrive before the bookings a
-# second after them are made, which is at least 1 s - horizon - lead - tolerance later.
-REPORT_SECONDS = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +150,8 @@ class SenderPacer:
         # Sends that missed their slots, per sender, waiting for one booking between them.
         self._rebooks: dict[_Paced, list[tuple[int, asyncio.Future[float | None]]]] = {}
         self._rebooking: set[asyncio.Task[None]] = set()
-        # When this worker's sends were written, (slot, moment) per sender, not yet reported;
-        # the moment is None for a slot missed (nothing was sent in it).
-        self._written: dict[_Paced, list[tuple[float, float | None]]] = {}
-        self._reporting: dict[_Paced, asyncio.Task[None]] = {}
+        # When this worker's sends were written, not yet in the shared state.
+        self._reports = WriteReports(lambda: self.buckets, clock)
 
     async def plan(self, rows: Sequence[RowMapping]) -> Plan:
         """Book each paced sender's messages in claim order; unpaced ones go at once."""
@@ -194,7 +191,7 @@ class SenderPacer:
                 return turn
             paced = self._paced(row)
             if paced is not None:  # nothing goes in the missed slot: it leaves every window
-                self._report(paced, start, None)
+                self._reports.add(paced.key, paced.terms, start, None)
             rebooked = await self._rebook(row)
             if rebooked is None:
                 return None
@@ -229,7 +226,7 @@ class SenderPacer:
         finally:
             # The write's delay after the gate (real clock), on the pacer's clock.
             written = gate + max(0.0, moments[0] - real_gate) if moments else gate
-            self._report(paced, turn.start, written)
+            self._reports.add(paced.key, paced.terms, turn.start, written)
             if self.config.trace:
                 log.info("pacing.sent", outbox_id=row["id"], slot=turn.start, written=written)
 
@@ -274,7 +271,7 @@ class SenderPacer:
         later: list[tuple[RowMapping, float, str]],
     ) -> None:
         costs = [max(1, int(row["segments"])) for row in rows]
-        written = self._written.pop(paced, [])
+        written = self._reports.take(paced.key)
         try:
             bookings = await self.buckets.book(paced.key, now, costs, paced.terms, written)
         except Exception as exc:  # Redis or the database away: hold the sender, never overrun
@@ -310,7 +307,7 @@ class SenderPacer:
         asked = self.clock()
         terms = replace(paced.terms, horizon=2 * paced.terms.horizon)
         costs = [cost for cost, _ in queued]
-        written = self._written.pop(paced, [])
+        written = self._reports.take(paced.key)
         try:
             bookings = await self.buckets.book(paced.key, asked + self._lead, costs, terms, written)
         except Exception as exc:  # Redis or the database away: release, never overrun
@@ -335,27 +332,6 @@ class SenderPacer:
                 deferred=len(bookings) - len(booked),
                 reported=len(written),
             )
-
-    def _report(self, paced: _Paced, slot: float, written: float | None) -> None:
-        """Keep when a send was written; it goes to the shared state with this worker's next
-        booking for the sender, or within REPORT_SECONDS."""
-        self._written.setdefault(paced, []).append((slot, written))
-        if paced not in self._reporting:
-            self._reporting[paced] = asyncio.ensure_future(self._report_soon(paced))
-
-    async def _report_soon(self, paced: _Paced) -> None:
-        await asyncio.sleep(REPORT_SECONDS)
-        self._reporting.pop(paced, None)
-        await self._send_reports(paced)
-
-    async def _send_reports(self, paced: _Paced) -> None:
-        written = self._written.pop(paced, [])
-        if not written:
-            return
-        try:
-            await self.buckets.book(paced.key, self.clock(), [], paced.terms, written)
-        except Exception as exc:  # the bookings stay counted at their latest: budget, not rate
-            log.warning("pacing.report_failed", error=type(exc).__name__)
 
     def _learn_lead(self, round_trip: float) -> None:
         """Rise at once with a slow round trip, decay slowly; never past half the horizon."""
@@ -390,11 +366,7 @@ class SenderPacer:
 
     async def close(self) -> None:
         """Report what was written (another worker may go on with the sender), then close."""
-        for task in list(self._reporting.values()):
-            task.cancel()
-        self._reporting.clear()
-        for paced in list(self._written):
-            await self._send_reports(paced)
+        await self._reports.flush()
         await self.buckets.close()
 
 
