@@ -35,3 +35,30 @@ async def test_nul_is_refused_with_422(
 async def test_percent_signs_in_json_text_are_fine(api: Api) -> None:
     response = await api.send(to="+15005550006", message="Save 100%00 today")
     assert response.status_code == 202
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/sms/send", "/api/sms/bulk", "/api/lists", "/api/sms/outbox/resend"]
+)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"to": "+15005550006", "message": "J\xe9"}',  # Latin-1
+        '{"to": "+15005550006", "message": "hi"}'.encode("utf-16"),
+    ],
+)
+async def test_json_that_is_not_utf8_is_a_400_saying_so(api: Api, path: str, body: bytes) -> None:
+    headers = {**api.auth(), "Content-Type": "application/json"}
+    response = await api.client.post(path, content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "malformed_json"
+    assert "UTF-8" in error["message"]
+    listing = await api.client.get("/api/sms/outbox", headers=api.auth())
+    assert listing.json()["items"] == []
+
+
+async def test_utf8_text_beyond_ascii_is_fine(api: Api) -> None:
+    response = await api.send(to="+15005550006", message="Jé ✓ 😀")
+    assert response.status_code == 202
+    assert response.json()["message"] == "Jé ✓ 😀"

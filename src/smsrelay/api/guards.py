@@ -1,4 +1,5 @@
-"""ASGI guard: bodies over 1 MiB get 413, and NUL characters anywhere a 422, before any route.
+"""ASGI guard: bodies over 1 MiB get 413, NUL characters anywhere a 422, and JSON bodies that are
+not UTF-8 a 400, before any route.
 
 PostgreSQL cannot store U+0000 in text and SMS cannot carry it, so a NUL in the path, the
 query, a JSON body (`\\u0000`) or a form body (`%00`) is the caller's mistake, never a 500.
@@ -24,6 +25,13 @@ _NUL = {
     "error": {
         "code": "invalid_request",
         "message": "the request contains a NUL character (U+0000); remove it",
+        "details": None,
+    }
+}
+_NOT_UTF8 = {
+    "error": {
+        "code": "malformed_json",
+        "message": "the body is not UTF-8 text; send the JSON encoded as UTF-8",
         "details": None,
     }
 }
@@ -57,7 +65,11 @@ class RefuseNul:
         if body is None:
             await _refuse(send, 413, _too_large(limit))
             return
-        if any(marker in body for marker in _markers(scope)):
+        markers = _markers(scope)
+        if markers is _JSON and not _is_utf8(body):  # UTF-16 would look like NULs
+            await _refuse(send, 400, _NOT_UTF8)
+            return
+        if any(marker in body for marker in markers):
             await _refuse(send)
             return
         await self.app(scope, _replay(body, receive), send)
@@ -72,6 +84,17 @@ def _in_target(scope: Scope) -> bool:
 def _markers(scope: Scope) -> tuple[bytes, ...]:
     headers = dict(scope.get("headers", []))
     return _JSON if b"json" in headers.get(b"content-type", b"").lower() else _ENCODED
+
+
+def _is_utf8(body: bytes) -> bool:
+    """JSON exchanged between systems is UTF-8 (RFC 8259); anything else is the caller's mistake."""
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _too_large(limit: int) -> dict[str, Any]:
