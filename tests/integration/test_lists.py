@@ -353,6 +353,9 @@ async def test_scopes_read_for_reading_send_or_admin_for_writing(api: Api) -> No
     assert (await api.client.get(f"/api/lists/{list_id}", headers=read_only)).status_code == 200
     refused = await api.client.post("/api/lists", json={"name": "x"}, headers=read_only)
     assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert "use a key that has 'send' or 'admin'" in error["message"]
+    assert error["details"]["acceptedScopes"] == ["send", "admin"]
     allowed = await api.client.post(
         "/api/lists", json={"name": "x"}, headers=api.auth(admin.api_key)
     )

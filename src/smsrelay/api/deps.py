@@ -76,8 +76,7 @@ def require_any_scope(*scopes: str) -> Any:
     """A route dependency answering 403 unless the caller's key holds one of `scopes`."""
 
     async def check_scopes(principal: KeyPrincipalDep) -> None:
-        if not any(scope in principal.scopes for scope in scopes):
-            ensure_scope(principal, scopes[0])
+        ensure_scope(principal, *scopes)
 
     return Depends(check_scopes)
 

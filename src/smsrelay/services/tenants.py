@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.engine import RowMapping
 
@@ -319,14 +319,18 @@ def _stale(last_used_at: datetime | None, now: datetime) -> bool:
     return last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION
 
 
-def ensure_scope(principal: KeyPrincipal, scope: str) -> None:
-    """`InsufficientScope` naming `scope` when the caller's key does not hold it."""
-    if scope not in principal.scopes:
+def ensure_scope(principal: KeyPrincipal, scope: str, *alternatives: str) -> None:
+    """`InsufficientScope` naming the scopes when the caller's key holds none of them."""
+    accepted = (scope, *alternatives)
+    if principal.scopes.isdisjoint(accepted):
         held = ", ".join(_loaded(" ".join(principal.scopes))) or "none"
+        named = " or ".join(f"'{name}'" for name in accepted)
+        details: dict[str, Any] = {"requiredScope": scope, "keyScopes": sorted(principal.scopes)}
+        if alternatives:
+            details["acceptedScopes"] = list(accepted)
         raise InsufficientScope(
-            f"this API key lacks the '{scope}' scope (it has: {held}); "
-            f"use a key that has '{scope}'",
-            {"requiredScope": scope, "keyScopes": sorted(principal.scopes)},
+            f"this API key lacks the {named} scope (it has: {held}); use a key that has {named}",
+            details,
         )
 
 
