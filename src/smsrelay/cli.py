@@ -119,6 +119,20 @@ async def _check_provider(container: Any) -> None:
     await setup.close()
 
 
+async def _start_worker(container: Any) -> Any:
+    """Start the container for a worker; its dispatcher, to run.
+
+    The collector is tuned once start-up is done, as for `serve`: a worker's messages await
+    their batches (claims, acceptances) long enough to outlive young passes, and the full
+    passes that followed walked every start-up object (~75 µs of CPU per message sent).
+    """
+    await container.start(dispatch=False, alerts=True)  # the dispatcher runs in `worker`
+    assert container.dispatcher is not None
+    container.run_bulk_expander()  # accepted bulks are written out by any live process
+    _tune_garbage_collector()
+    return container.dispatcher
+
+
 @app.command()
 def worker() -> None:
     """Run a dispatcher only (any number of these may share one database)."""
@@ -128,11 +142,8 @@ def worker() -> None:
     container = bootstrap(_settings())
 
     async def main() -> None:
-        await container.start(dispatch=False, alerts=True)  # the dispatcher runs below
-        assert container.dispatcher is not None
-        container.run_bulk_expander()  # accepted bulks are written out by any live process
+        dispatcher = await _start_worker(container)
         loop = asyncio.get_running_loop()
-        dispatcher = container.dispatcher
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(dispatcher.stop()))
         try:
