@@ -31,6 +31,11 @@ SAME_ANSWER: dict[str, tuple[bytes, dict[str, str]]] = {
     "no content type": (b'{"to": "+15005550006"}', {}),
     "form": (b"to=%2B15005550006", {"Content-Type": "application/x-www-form-urlencoded"}),
     "JSON with a charset": (b"null", {"Content-Type": "application/json; charset=utf-8"}),
+    "nested too deep": (b"[" * 100_000 + b"]" * 100_000, JSON),
+    "an integer of 5,000 digits": (b'{"to": ' + b"9" * 5000 + b"}", JSON),
+    "malformed +json": (b'{"to": ', {"Content-Type": "application/merge-patch+json"}),
+    "well-formed +json": (b"{}", {"Content-Type": "application/merge-patch+json"}),
+    "JSON in upper case": (b"{", {"Content-Type": "Application/JSON"}),
 }
 KEYS = ["valid", "none", "unknown", "basic scheme", "no scope"]
 

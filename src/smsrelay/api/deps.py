@@ -15,10 +15,14 @@ from smsrelay.services.tenants import InsufficientScope, KeyPrincipal, authentic
 bearer = HTTPBearer(auto_error=False, description="An API key from `smsrelay tenants create`")
 
 
-async def get_container(request: Request) -> Container:
-    # async: FastAPI would run a plain function in a thread, a hand-off on every request.
+def container_of(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
+
+
+async def get_container(request: Request) -> Container:
+    # async: FastAPI would run a plain function in a thread, a hand-off on every request.
+    return container_of(request)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

@@ -19,8 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
-from smsrelay.api.deps import bearer, get_principal, require_json
-from smsrelay.bootstrap import Container
+from smsrelay.api.deps import bearer, container_of, get_principal, require_json
 from smsrelay.services.tenants import KeyPrincipal, ensure_scope
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -28,11 +27,6 @@ Model = TypeVar("Model", bound=BaseModel)
 _BODIES: dict[str, type[BaseModel]] = {}
 _MISSING_BODY = [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
 EMPTY = object()  # what `read_json` returns for a request without a body
-
-
-def container_of(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 async def caller(request: Request, scope: str) -> KeyPrincipal:
@@ -43,11 +37,24 @@ async def caller(request: Request, scope: str) -> KeyPrincipal:
 
 
 async def read_json(request: Request) -> Any:
-    """The JSON body (`EMPTY` when none): 415 unless it is `application/json`, 400 if malformed."""
-    await require_json(request)
+    """The JSON body (`EMPTY` when none), read in FastAPI's order for a body parameter: decoded
+    when the content type is JSON (`application/json` or `…+json`; 400 if it does not parse),
+    then 415 unless it is `application/json` itself."""
     raw = await request.body()
-    if not raw:
-        return EMPTY
+    payload = EMPTY
+    if raw and _is_json(request.headers.get("content-type", "")):
+        payload = _decoded(raw)
+    await require_json(request)
+    return payload
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _decoded(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -59,7 +66,7 @@ async def read_json(request: Request) -> Any:
             "ctx": {"error": exc.msg},
         }
         raise RequestValidationError([error]) from None
-    except UnicodeDecodeError:
+    except (RecursionError, ValueError):  # nested too deep; an integer over 4,300 digits
         raise HTTPException(400, "There was an error parsing the body") from None
 
 

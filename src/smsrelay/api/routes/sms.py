@@ -8,10 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, require_scope
+from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, container_of, require_scope
 from smsrelay.api.direct import (
     caller,
-    container_of,
     documented,
     header_doc,
     parse_body,
