@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from smsrelay.api.guards import _is_utf8
 from tests.integration.conftest import Api
 
 
@@ -62,3 +63,12 @@ async def test_utf8_text_beyond_ascii_is_fine(api: Api) -> None:
     response = await api.send(to="+15005550006", message="Jé ✓ 😀")
     assert response.status_code == 202
     assert response.json()["message"] == "Jé ✓ 😀"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2])
+def test_utf8_is_checked_across_slices(offset: int) -> None:
+    """A character split across the 1 MiB slices is still UTF-8; a bad byte past one is not."""
+    body = b"a" * offset + "é".encode() * (1 << 20)
+    assert _is_utf8(body)
+    assert not _is_utf8(body + b"\xff")
+    assert not _is_utf8(body[: offset + 2 * (1 << 19) + 1])  # ends inside a character

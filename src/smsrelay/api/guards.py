@@ -7,6 +7,7 @@ query, a JSON body (`\\u0000`) or a form body (`%00`) is the caller's mistake, n
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any
@@ -90,8 +91,11 @@ def _is_utf8(body: bytes) -> bool:
     """JSON exchanged between systems is UTF-8 (RFC 8259); anything else is the caller's mistake."""
     if body.isascii():
         return True
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step = 1 << 20  # a slice at a time: a 64 MiB bulk body is not copied into one string
     try:
-        body.decode("utf-8")
+        for start in range(0, len(body), step):
+            decoder.decode(body[start : start + step], final=start + step >= len(body))
     except UnicodeDecodeError:
         return False
     return True
