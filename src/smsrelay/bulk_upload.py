@@ -62,9 +62,10 @@ class State:
         if saved.get("run") != run:
             raise UploadError(
                 f"{path.name} belongs to a run of another file or other options (--message, "
-                "--category, --sender-id, --chunk-size); run that command again to resume it, "
-                "or to start a new broadcast delete it (the earlier run's recipients would get "
-                "this one too)"
+                "--category, --sender-id, --chunk-size), or of an earlier smsrelay that cut the "
+                "file into chunks differently; run that command (with that smsrelay) again to "
+                "resume it, or to start a new broadcast delete it (the earlier run's recipients "
+                "would get this one too)"
             )
         return cls(path, run, saved.get("chunks", {}))
 
@@ -91,13 +92,20 @@ class State:
         return sum(int(c["rejected"]) for c in self.chunks.values())
 
 
+# How a file is cut into chunks. A state file records chunks by index, so a run cut another way
+# (by an earlier smsrelay) is another run: resuming it by index would send some rows twice.
+CHUNKING = 2
+
+
 def fingerprint(csv_path: Path, options: Options) -> str:
-    """The run's identity: the file's bytes and every option that changes what is sent."""
+    """The run's identity: the file's bytes, every option that changes what is sent, and the
+    way the file is cut into chunks (`CHUNKING`)."""
     digest = hashlib.sha256()
     with csv_path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     described = [options.message, options.category, options.sender_id, options.chunk_size]
+    described += [CHUNKING]
     digest.update(json.dumps(described).encode())
     return digest.hexdigest()[:32]
 
