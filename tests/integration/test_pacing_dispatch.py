@@ -7,13 +7,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from smsrelay.dispatch.buckets import MemoryBuckets, RedisBuckets
 from smsrelay.dispatch.dispatcher import Dispatcher
 from smsrelay.dispatch.pacing import PacingConfig, ProviderSenders, SenderPacer, put_back
 from smsrelay.domain.reservations import Booking, Terms
 from smsrelay.domain.status import Status
+from smsrelay.providers.http_support import wire_tracing
 from smsrelay.services.consent import suppress
 from smsrelay.services.tenants import create_tenant
 from smsrelay.services.throughput import set_sender_rate
@@ -286,3 +289,42 @@ async def test_a_send_woken_late_goes_in_its_slot_and_the_next_second_waits_for_
     later = await pacer.buckets.book(key, start + 0.2, [1] * 10, terms)
     starts = [b.start - start for b in later if b.start is not None]
     assert starts == pytest.approx([n / 10 for n in range(2, 11)] + [1.13], abs=1e-5)
+
+
+async def test_a_request_that_would_leave_after_its_tolerance_is_refused_and_frees_its_slot(
+    world: World,
+) -> None:
+    """The bookings of a second later count on no request leaving more than the tolerance
+    after its slot; one held up past that on its way to the socket never leaves, and its slot
+    is reported unused (no booking is held to it)."""
+    received: list[bytes] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.json_response({}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/send", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/send"
+    await set_sender_rate(world.db, world.principal.tenant_id, SENDER, 10, None, world.clock.now)
+    await world.submit(body="late")
+    pacer = paced(world, horizon_seconds=0.5).pacer
+    assert isinstance(pacer, SenderPacer) and isinstance(pacer.buckets, MemoryBuckets)
+    async with world.db.transaction() as connection:
+        rows = await claim_due(connection, "w1", world.clock.now, timedelta(seconds=60), 5)
+    ((row, start),) = (await pacer.plan(rows)).send
+    turn = await pacer.wait_turn(row, start)
+    assert turn is not None
+    world.clock.advance(0.25)  # a stall between the gate and the socket, past the 0.2 s tolerance
+    try:
+        async with aiohttp.ClientSession(trace_configs=[wire_tracing()]) as session:
+            with pytest.raises(aiohttp.ClientConnectionError), pacer.sending(row, turn):
+                await session.post(url, data={"Body": "late"})
+        await pacer.close()
+    finally:
+        await runner.cleanup()
+    assert received == []
+    assert pacer.buckets.state[f"fake|{SENDER}"].recent == []

@@ -28,7 +28,7 @@ from smsrelay.dispatch.write_reports import WriteReports
 from smsrelay.domain import throughput
 from smsrelay.domain.reservations import Booking, Terms
 from smsrelay.logs import get_logger
-from smsrelay.providers.http_support import noting_writes
+from smsrelay.providers.http_support import Writes, noting_writes
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import MessageEventNote, OutboxRepository
 from smsrelay.store.pacing import SenderThroughputRepository
@@ -213,22 +213,30 @@ class SenderPacer:
     def sending(self, row: RowMapping, turn: Turn) -> Iterator[None]:
         """Around the provider call: notes the moment the request is written (else the moment
         it was let go) and reports it to the sender's shared state, where the bookings of a
-        second later are held to it. With `trace`, logs it (`pacing.sent`) beside its slot."""
+        second later are held to it. A request that would be written more than the tolerance
+        after its slot (a stall on the way to the socket) is refused before it leaves: the
+        bookings count on none being later, so it fails as never sent and its slot is freed.
+        With `trace`, logs it (`pacing.sent`) beside its slot."""
         paced = self._paced(row) if turn.start is not None else None
         if paced is None or turn.start is None:
             yield
             return
         gate, real_gate = self.clock(), time.time()
-        moments: list[float] = []
+        writes = Writes(deadline=real_gate + turn.start + self.config.tolerance_seconds - gate)
         try:
-            with noting_writes(moments):
+            with noting_writes(writes):
                 yield
         finally:
-            # The write's delay after the gate (real clock), on the pacer's clock.
-            written = gate + max(0.0, moments[0] - real_gate) if moments else gate
-            self._reports.add(paced.key, paced.terms, turn.start, written)
-            if self.config.trace:
-                log.info("pacing.sent", outbox_id=row["id"], slot=turn.start, written=written)
+            if writes.refused:
+                log.info("pacing.write_refused", outbox_id=row["id"], slot=turn.start)
+                self._reports.add(paced.key, paced.terms, turn.start, None)
+            else:
+                # The write's delay after the gate (real clock), on the pacer's clock.
+                moments = writes.moments
+                written = gate + max(0.0, moments[0] - real_gate) if moments else gate
+                self._reports.add(paced.key, paced.terms, turn.start, written)
+                if self.config.trace:
+                    log.info("pacing.sent", outbox_id=row["id"], slot=turn.start, written=written)
 
     def rate_for(self, tenant_id: str, provider: str, sender: str) -> int | None:
         """Segments per second for `sender` at `provider` for this tenant; None: not paced."""

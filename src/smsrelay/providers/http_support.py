@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
@@ -29,7 +29,22 @@ class Wire:
 # when an SDK makes the request and gives us no way to pass anything along with it.
 _current_wire: ContextVar[Wire | None] = ContextVar("smsrelay_provider_wire", default=None)
 # Where the moments this task's requests were written go (pacing measures sends by them).
-_write_moments: ContextVar[list[float] | None] = ContextVar("smsrelay_request_writes", default=None)
+_writes: ContextVar[Writes | None] = ContextVar("smsrelay_request_writes", default=None)
+
+
+@dataclass(slots=True)
+class Writes:
+    """The moments (seconds since the epoch) a task's requests were written to their connection,
+    and the latest moment the first may be: a request that would be written after `deadline`
+    is refused before a byte of it leaves (`refused`), and fails as never sent."""
+
+    deadline: float | None = None
+    moments: list[float] = field(default_factory=list)
+    refused: bool = False
+
+
+class LateWrite(Exception):
+    """A request reached its connection after its deadline; nothing of it was written."""
 
 
 @contextmanager
@@ -43,16 +58,16 @@ def watching(wire: Wire) -> Iterator[Wire]:
 
 
 @contextmanager
-def noting_writes(moments: list[float]) -> Iterator[list[float]]:
-    """Append to `moments` when (seconds since the epoch) each request this task makes inside
-    the block was written to its connection: the moment it left this process. That is its
-    first body chunk, which aiohttp writes together with the headers it held back, from a
-    task of its own (a request without a body notes nothing)."""
-    token = _write_moments.set(moments)
+def noting_writes(writes: Writes) -> Iterator[Writes]:
+    """Note in `writes` when each request this task makes inside the block is written to its
+    connection: the moment it leaves this process. That is its first body chunk, which aiohttp
+    writes together with the headers it held back, from a task of its own, right after this
+    hook (a request without a body notes nothing)."""
+    token = _writes.set(writes)
     try:
-        yield moments
+        yield writes
     finally:
-        _write_moments.reset(token)
+        _writes.reset(token)
 
 
 async def _on_chunk_sent(
@@ -60,9 +75,17 @@ async def _on_chunk_sent(
     _ctx: SimpleNamespace,
     _params: aiohttp.TraceRequestChunkSentParams,
 ) -> None:
-    moments = _write_moments.get()  # the body's task runs in a copy of the caller's context
-    if moments is not None:
-        moments.append(time.time())
+    writes = _writes.get()  # the body's task runs in a copy of the caller's context
+    if writes is None:
+        return
+    now = time.time()
+    if not writes.moments and writes.deadline is not None and now > writes.deadline:
+        writes.refused = True
+        wire = _current_wire.get()
+        if wire is not None:
+            wire.request_started = False  # its headers were only buffered
+        raise LateWrite(f"the request reached its connection {now - writes.deadline:.3f} s late")
+    writes.moments.append(now)
 
 
 async def _on_headers_sent(
