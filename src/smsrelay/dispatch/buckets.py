@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from smsrelay.domain.reservations import Booking, Bucket, Terms, book
+from smsrelay.domain.reservations import Booking, Bucket, Terms, Written, book
 
 # A slow or absent Redis must not hold a dispatch round up for long.
 REDIS_TIMEOUT_SECONDS = 1.0
@@ -33,7 +32,7 @@ class Buckets(Protocol):
         now: float,
         costs: list[int],
         terms: Terms,
-        written: Sequence[tuple[float, float | None]] = (),
+        written: Written = (),
     ) -> list[Booking]:
         """Confirm when booked requests were `written` ((slot, moment) pairs), then book
         `costs` in order for the sender `key`; see `reservations.book`."""
@@ -55,7 +54,7 @@ class MemoryBuckets:
         now: float,
         costs: list[int],
         terms: Terms,
-        written: Sequence[tuple[float, float | None]] = (),
+        written: Written = (),
     ) -> list[Booking]:
         async with self._locks[key]:
             return book(self.state[key], now, costs, terms, written)
@@ -80,7 +79,7 @@ class RedisBuckets:
         now: float,
         costs: list[int],
         terms: Terms,
-        written: Sequence[tuple[float, float | None]] = (),
+        written: Written = (),
     ) -> list[Booking]:
         name = REDIS_PREFIX + key
         async with self.redis.pipeline(transaction=True) as pipe:

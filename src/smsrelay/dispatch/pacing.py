@@ -26,7 +26,7 @@ from sqlalchemy.engine import RowMapping
 from smsrelay.dispatch.buckets import Buckets
 from smsrelay.dispatch.write_reports import WriteReports
 from smsrelay.domain import throughput
-from smsrelay.domain.reservations import Booking, Terms
+from smsrelay.domain.reservations import Booking, Terms, Written
 from smsrelay.logs import get_logger
 from smsrelay.providers.http_support import Writes, noting_writes
 from smsrelay.store.database import Database
@@ -327,9 +327,7 @@ class SenderPacer:
             if not answer.done():  # its send may have been cancelled (shutdown)
                 answer.set_result(booking.start)
 
-    def _trace_booking(
-        self, now: float, bookings: list[Booking], written: list[tuple[float, float | None]]
-    ) -> None:
+    def _trace_booking(self, now: float, bookings: list[Booking], written: Written) -> None:
         if self.config.trace:
             booked = [b.start for b in bookings if b.start is not None]
             log.info(

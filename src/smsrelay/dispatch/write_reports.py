@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Callable
 
 from smsrelay.dispatch.buckets import Buckets
-from smsrelay.domain.reservations import Terms
+from smsrelay.domain.reservations import Terms, Written
 from smsrelay.logs import get_logger
 
 log = get_logger("smsrelay.pacing")
@@ -19,8 +19,6 @@ log = get_logger("smsrelay.pacing")
 # along sooner). They must arrive before the bookings a second after them are made, which is
 # at least 1 s - horizon - lead later.
 REPORT_SECONDS = 0.1
-
-Written = list[tuple[float, float | None]]
 
 
 class WriteReports:
@@ -36,7 +34,7 @@ class WriteReports:
         self._buckets = buckets
         self._clock = clock
         self._delay = delay
-        self._pending: dict[str, tuple[Terms, Written]] = {}
+        self._pending: dict[str, tuple[Terms, list[tuple[float, float | None]]]] = {}
         self._sending: dict[str, asyncio.Task[None]] = {}
 
     def add(self, key: str, terms: Terms, slot: float, moment: float | None) -> None:

@@ -25,12 +25,14 @@ again about when its turn comes and not held by a worker in the meantime.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 # Past a window's end by this much, so float rounding never puts a start back inside it.
 _TICK = 1e-6
+# (slot, the moment its request was written, or None when it never was), as workers report them.
+Written = Sequence[tuple[float, float | None]]
 
 # (slot, segments, latest): the moment its request was written, or could still be.
 Entry = tuple[float, int, float]
@@ -91,7 +93,7 @@ class Terms:
     tolerance: float = 0.0
 
 
-def confirm(bucket: Bucket, written: Iterable[tuple[float, float | None]]) -> None:
+def confirm(bucket: Bucket, written: Written) -> None:
     """Record when the requests of bookings (by slot) were written, None for a booking whose
     send never went (its slot missed: it leaves every window). Unknown slots are ignored (their
     bookings are already out of every window that is still to be booked)."""
@@ -111,7 +113,7 @@ def book(
     now: float,
     costs: list[int],
     terms: Terms,
-    written: Iterable[tuple[float, float | None]] = (),
+    written: Written = (),
 ) -> list[Booking]:
     """Confirm `written` (slot, moment) pairs, then book each cost in order (FIFO); `bucket` is
     updated in place. After one deferral, the rest of `costs` is deferred too, so a sender's

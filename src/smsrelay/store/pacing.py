@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, insert, select, update
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from smsrelay.domain.reservations import Booking, Bucket, Terms, book
+from smsrelay.domain.reservations import Booking, Bucket, Terms, Written, book
 from smsrelay.store.database import Database
 from smsrelay.store.tables import sender_pacing, sender_throughput
 
@@ -42,7 +42,7 @@ class DatabaseBuckets:
         now: float,
         costs: list[int],
         terms: Terms,
-        written: Sequence[tuple[float, float | None]] = (),
+        written: Written = (),
     ) -> list[Booking]:
         for _ in range(MAX_CONFLICTS):
             async with self.db.transaction() as connection:
@@ -58,7 +58,7 @@ class DatabaseBuckets:
         now: float,
         costs: list[int],
         terms: Terms,
-        written: Sequence[tuple[float, float | None]],
+        written: Written,
     ) -> list[Booking] | None:
         row = await _read_or_create(connection, key, self.clock())
         bucket = Bucket.from_json(row["state"])
