@@ -26,7 +26,9 @@ def restored_gc() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restored_gc")
 def test_start_up_objects_are_frozen_and_young_passes_are_rarer() -> None:
+    gc.unfreeze()
     before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
     _tune_garbage_collector()
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
