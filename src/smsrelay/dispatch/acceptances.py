@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status
 from smsrelay.services.delivery import error_columns
-from smsrelay.store.claims import rechecked
+from smsrelay.store.claims import moment, rechecked
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository, event_row
 from smsrelay.store.tables import message_events, messages, unmatched_callbacks
@@ -180,14 +180,10 @@ async def _mark_sent(
     return moved
 
 
-def _at(name: str) -> Any:
-    return bindparam(name, type_=messages.c.sent_at.type)
-
-
 _SENT_VALUES: dict[str, Any] = {
     "status": Status.SENT.value,
-    "sent_at": _at("v_sent_at"),
-    "updated_at": _at("v_updated_at"),
+    "sent_at": moment("v_sent_at"),
+    "updated_at": moment("v_updated_at"),
     "lease_owner": None,
     "lease_expires_at": None,
     "needs_reconcile": 0,

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import BindParameter, ColumnElement, Integer, String, bindparam, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,17 +62,23 @@ async def claim_expired(
 
 # The claim statements are built once: building a statement (and its cache key) for each
 # round cost more CPU than running it, on a 41-column RETURNING above all.
-def _at(name: str) -> BindParameter[datetime]:
+def moment(name: str) -> BindParameter[datetime]:
+    """A bound timestamp of a statement built once (stored as the messages' timestamps are)."""
     return bindparam(name, type_=messages.c.updated_at.type)
 
 
-_DUE = (
-    select(messages.c.id)
-    .where(messages.c.status == Status.PENDING.value, messages.c.next_attempt_at <= _at("v_now"))
-    .order_by(messages.c.next_attempt_at)
-    .limit(bindparam("v_limit", type_=Integer))
-    .with_for_update(skip_locked=True)
-)
+def _oldest(status: Status, since: ColumnElement[datetime]) -> Select[tuple[str]]:
+    """The ids of `status` messages whose `since` has come, oldest first, skipping locked ones."""
+    return (
+        select(messages.c.id)
+        .where(messages.c.status == status.value, since <= moment("v_now"))
+        .order_by(since)
+        .limit(bindparam("v_limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+    )
+
+
+_DUE = _oldest(Status.PENDING, messages.c.next_attempt_at)
 _CLAIM = (
     update(messages)
     .where(
@@ -72,31 +88,25 @@ _CLAIM = (
     .values(
         status=Status.SENDING.value,
         lease_owner=bindparam("v_worker", type_=String),
-        lease_expires_at=_at("v_until"),
-        last_attempt_at=_at("v_now"),
+        lease_expires_at=moment("v_until"),
+        last_attempt_at=moment("v_now"),
         attempt_count=messages.c.attempt_count + 1,
-        updated_at=_at("v_now"),
+        updated_at=moment("v_now"),
     )
     .returning(*messages.c)
 )
-_EXPIRED = (
-    select(messages.c.id)
-    .where(messages.c.status == Status.SENDING.value, messages.c.lease_expires_at <= _at("v_now"))
-    .order_by(messages.c.lease_expires_at)
-    .limit(bindparam("v_limit", type_=Integer))
-    .with_for_update(skip_locked=True)
-)
+_EXPIRED = _oldest(Status.SENDING, messages.c.lease_expires_at)
 _TAKE_OVER = (
     update(messages)
     .where(
         messages.c.id.in_(bindparam("v_ids", expanding=True)),
         rechecked(messages.c.status) == Status.SENDING.value,
-        messages.c.lease_expires_at <= _at("v_now"),
+        messages.c.lease_expires_at <= moment("v_now"),
     )
     .values(
         lease_owner=bindparam("v_worker", type_=String),
-        lease_expires_at=_at("v_until"),
-        updated_at=_at("v_now"),
+        lease_expires_at=moment("v_until"),
+        updated_at=moment("v_now"),
     )
     .returning(*messages.c)
 )
