@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from smsrelay.api.direct import DirectRoute
+from smsrelay.api.routes import sms
 from smsrelay.services.tenants import create_key
 from tests.integration.conftest import Api
 
@@ -66,6 +68,12 @@ async def test_send_refuses_like_a_declared_route(api: Api, case: str, key: str)
     declared = await api.client.post(DECLARED, content=body, headers=headers)
     assert _answer(sent) == _answer(declared)
     assert 400 <= sent.status_code < 500
+
+
+def test_the_send_route_calls_its_endpoint_directly() -> None:
+    (route,) = [r for r in sms.router.routes if getattr(r, "path", None) == SEND]
+    assert isinstance(route, DirectRoute) and route.methods == {"POST"}
+    assert route.get_route_handler() is sms.send_sms
 
 
 async def test_field_errors_name_the_field_as_before(api: Api) -> None:

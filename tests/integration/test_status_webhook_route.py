@@ -1,20 +1,19 @@
-"""The status webhook is served by a plain Starlette route and still documented and answered as
-a FastAPI route would be."""
+"""The status webhook is called as a plain `endpoint(request)` (no parameters solved, no answer
+serialised) and still documented and answered as a FastAPI route would be."""
 
 from __future__ import annotations
 
-from starlette.routing import Route
-
+from smsrelay.api.direct import DirectRoute
 from smsrelay.api.routes.webhooks import router, twilio_status
 from tests.integration.conftest import Api
 
 PATH = "/api/webhooks/twilio/status"
 
 
-def test_the_first_route_for_the_path_is_a_plain_starlette_route() -> None:
-    first = next(r for r in router.routes if getattr(r, "path", None) == PATH)
-    assert type(first) is Route and first.endpoint is twilio_status
-    assert first.methods == {"POST"}
+def test_the_only_route_for_the_path_calls_the_endpoint_directly() -> None:
+    (route,) = [r for r in router.routes if getattr(r, "path", None) == PATH]
+    assert isinstance(route, DirectRoute) and route.methods == {"POST"}
+    assert route.get_route_handler() is twilio_status
 
 
 async def test_it_is_documented_as_before(api: Api) -> None:

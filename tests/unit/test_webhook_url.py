@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from smsrelay.api.routes.webhooks import public_url, query_value
+from smsrelay.api.forms import query_value
+from smsrelay.api.routes.webhooks import public_url
 
 BASE = "https://sms.example.com"
 

@@ -11,6 +11,7 @@ Latin-1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -58,3 +59,21 @@ def _unquote_plus(text: str) -> str:
     if "+" in text:
         text = text.replace("+", " ")
     return unquote(text) if "%" in text else text
+
+
+def every_value(fields: Sequence[tuple[str, str]]) -> dict[str, str | list[str]]:
+    """Each name's value, or all its values when it is repeated (what Twilio signs)."""
+    params: dict[str, str | list[str]] = {}
+    for name, value in fields:
+        held = params.get(name)
+        if held is None:
+            params[name] = value
+        else:
+            params[name] = [*held, value] if isinstance(held, list) else [held, value]
+    return params
+
+
+def query_value(request: Request, name: str) -> str | None:
+    """`request.query_params.get(name)` (the last value given), without building the multi-dict."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return dict(split_urlencoded(query)).get(name) if query else None
