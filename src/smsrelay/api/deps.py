@@ -49,11 +49,12 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 KeyPrincipalDep = Annotated[KeyPrincipal, Depends(get_principal)]
 
 
-def require_scope(scope: str) -> Any:
-    """A route dependency answering 403 when the caller's key lacks `scope`."""
+def require_scope(scope: str, *alternatives: str) -> Any:
+    """A route dependency answering 403 unless the caller's key holds `scope` (or one of the
+    `alternatives`)."""
 
     async def check_scope(principal: KeyPrincipalDep) -> None:
-        ensure_scope(principal, scope)
+        ensure_scope(principal, scope, *alternatives)
 
     return Depends(check_scope)
 
@@ -70,19 +71,11 @@ async def require_json(request: Request) -> None:
 JsonBody = Depends(require_json)
 
 # The header every POST that creates messages honours (services/idempotency.py).
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_DOC = "Replays the first answer for 24 h"
 IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", description="Replays the first answer for 24 h"),
+    str | None, Header(alias=IDEMPOTENCY_KEY, description=IDEMPOTENCY_KEY_DOC)
 ]
-
-
-def require_any_scope(*scopes: str) -> Any:
-    """A route dependency answering 403 unless the caller's key holds one of `scopes`."""
-
-    async def check_scopes(principal: KeyPrincipalDep) -> None:
-        ensure_scope(principal, *scopes)
-
-    return Depends(check_scopes)
 
 
 def client_ip(request: Request) -> str:

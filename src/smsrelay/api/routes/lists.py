@@ -20,7 +20,6 @@ from smsrelay.api.deps import (
     ContainerDep,
     JsonBody,
     PrincipalDep,
-    require_any_scope,
     require_scope,
 )
 from smsrelay.api.errors import STATUS_BY_ERROR
@@ -30,7 +29,7 @@ from smsrelay.services.recipient_lists import RecipientList
 
 router = APIRouter(prefix="/api/lists", tags=["lists"])
 STATUS_BY_ERROR[list_import.NotCsv] = 415
-WRITE = require_any_scope("send", "admin")
+WRITE = require_scope("send", "admin")
 READ = require_scope("read")
 CSV_BODY = {
     "requestBody": {

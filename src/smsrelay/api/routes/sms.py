@@ -8,7 +8,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from smsrelay.api.deps import ContainerDep, JsonBody, PrincipalDep, container_of, require_scope
+from smsrelay.api.deps import (
+    IDEMPOTENCY_KEY,
+    IDEMPOTENCY_KEY_DOC,
+    ContainerDep,
+    JsonBody,
+    PrincipalDep,
+    container_of,
+    require_scope,
+)
 from smsrelay.api.direct import (
     DirectRoute,
     caller,
@@ -40,9 +48,6 @@ ERRORS: dict[int | str, dict[str, object]] = {
 ERRORS_WITH_CONFLICT: dict[int | str, dict[str, object]] = {**ERRORS, 409: {"model": ErrorOut}}
 # A metered tenant with the hard stop on whose balance cannot pay (docs/balances-and-alerts.md).
 PAID_ERRORS: dict[int | str, dict[str, object]] = {**ERRORS_WITH_CONFLICT, 402: {"model": ErrorOut}}
-
-
-IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 async def send_sms(request: Request) -> JSONResponse:
@@ -94,9 +99,7 @@ router.add_api_route(
     status_code=202,
     response_model=OutboxEntryOut,
     responses=PAID_ERRORS,
-    openapi_extra=documented(
-        SendSmsRequest, header_doc(IDEMPOTENCY_KEY, "Replays the first answer for 24 h")
-    ),
+    openapi_extra=documented(SendSmsRequest, header_doc(IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_DOC)),
     route_class_override=DirectRoute,
 )
 
