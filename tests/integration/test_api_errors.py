@@ -211,7 +211,25 @@ async def test_a_body_over_one_mebibyte_is_413(api: Api) -> None:
         headers={**api.auth(), "Content-Type": "application/json"},
     )
     assert response.status_code == 413
-    assert _error(response)["code"] == "body_too_large"
+    error = _error(response)
+    assert error["code"] == "body_too_large"
+    assert error["details"] == {"limit": 1024 * 1024}
+    assert "1048576 bytes" in error["message"]
+
+
+async def test_a_bulk_body_may_be_larger_but_not_over_its_own_limit(api: Api) -> None:
+    headers = {**api.auth(), "Content-Type": "application/json"}
+    recipients = b'["+15005550006"' + b', "+15005550006"' * 100_000 + b"]"
+    body = b'{"message": "Hi", "recipients": ' + recipients + b"}"  # ~1.8 MB: accepted
+    response = await api.client.post("/api/sms/bulk", content=body, headers=headers)
+    assert response.status_code != 413
+    limit = 64 * 1024 * 1024
+    response = await api.client.post(
+        "/api/sms/bulk", content=b'{"message": "' + b"x" * limit + b'"}', headers=headers
+    )
+    assert response.status_code == 413
+    assert _error(response)["details"] == {"limit": limit}
+    assert f"{limit} bytes" in _error(response)["message"]
 
 
 @pytest.mark.parametrize(

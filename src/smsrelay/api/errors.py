@@ -38,6 +38,11 @@ class UnsupportedMediaType(errors.ServiceError):
 STATUS_BY_ERROR[UnsupportedMediaType] = 415
 
 
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """Every error answer's JSON."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
 def error_response(
     status: int,
     code: str,
@@ -45,8 +50,7 @@ def error_response(
     details: Any = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smsrelay.api.errors import error_body
+
 _ENCODED = (b"%00", b"\x00")  # paths, queries and form bodies
 _JSON = (b"\\u0000", b"\x00")
 MAX_BODY_BYTES = 1024 * 1024
@@ -22,27 +24,7 @@ LARGER_BODIES: dict[tuple[str, str], int] = {("POST", "/api/sms/bulk"): 64 * 102
 # Routes that read their body as a stream: never buffered here; they refuse NULs (and cap the
 # size) themselves. CSV imports into recipient lists.
 STREAMED = re.compile(r"/api/lists/[^/]+/import")
-_NUL = {
-    "error": {
-        "code": "invalid_request",
-        "message": "the request contains a NUL character (U+0000); remove it",
-        "details": None,
-    }
-}
-_NOT_UTF8 = {
-    "error": {
-        "code": "malformed_json",
-        "message": "the body is not UTF-8 text; send the JSON encoded as UTF-8",
-        "details": None,
-    }
-}
-_TOO_LARGE = {
-    "error": {
-        "code": "body_too_large",
-        "message": f"the body is larger than {MAX_BODY_BYTES} bytes; send less",
-        "details": {"limit": MAX_BODY_BYTES},
-    }
-}
+NUL = "the request contains a NUL character (U+0000); remove it"
 
 
 class RefuseNul:
@@ -56,7 +38,7 @@ class RefuseNul:
             await self.app(scope, receive, send)
             return
         if _in_target(scope):
-            await _refuse(send)
+            await _refuse(send, 422, "invalid_request", NUL)
             return
         if scope["method"] == "POST" and STREAMED.fullmatch(scope["path"]):
             await self.app(scope, receive, send)
@@ -64,14 +46,16 @@ class RefuseNul:
         limit = LARGER_BODIES.get((scope["method"], scope["path"]), MAX_BODY_BYTES)
         body = await _read_body(receive, limit)
         if body is None:
-            await _refuse(send, 413, _too_large(limit))
+            message = f"the body is larger than {limit} bytes; send less"
+            await _refuse(send, 413, "body_too_large", message, {"limit": limit})
             return
-        markers = _markers(scope)
-        if markers is _JSON and not _is_utf8(body):  # UTF-16 would look like NULs
-            await _refuse(send, 400, _NOT_UTF8)
+        is_json = _is_json(scope)
+        if is_json and not _is_utf8(body):  # checked first: UTF-16 would look like NULs
+            message = "the body is not UTF-8 text; send the JSON encoded as UTF-8"
+            await _refuse(send, 400, "malformed_json", message)
             return
-        if any(marker in body for marker in markers):
-            await _refuse(send)
+        if any(marker in body for marker in (_JSON if is_json else _ENCODED)):
+            await _refuse(send, 422, "invalid_request", NUL)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -82,9 +66,9 @@ def _in_target(scope: Scope) -> bool:
     return any(marker in part for part in (raw_path, query) for marker in _ENCODED)
 
 
-def _markers(scope: Scope) -> tuple[bytes, ...]:
+def _is_json(scope: Scope) -> bool:
     headers = dict(scope.get("headers", []))
-    return _JSON if b"json" in headers.get(b"content-type", b"").lower() else _ENCODED
+    return b"json" in headers.get(b"content-type", b"").lower()
 
 
 def _is_utf8(body: bytes) -> bool:
@@ -99,14 +83,6 @@ def _is_utf8(body: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _too_large(limit: int) -> dict[str, Any]:
-    if limit == MAX_BODY_BYTES:
-        return _TOO_LARGE
-    error = {**_TOO_LARGE["error"], "details": {"limit": limit}}
-    error["message"] = f"the body is larger than {limit} bytes; send less"
-    return {"error": error}
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -137,8 +113,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(send: Send, status: int = 422, error: Any = None) -> None:
-    payload = json.dumps(error or _NUL, separators=(",", ":")).encode()
+async def _refuse(send: Send, status: int, code: str, message: str, details: Any = None) -> None:
+    payload = json.dumps(error_body(code, message, details), separators=(",", ":")).encode()
     await send(
         {
             "type": "http.response.start",
