@@ -334,6 +334,9 @@ async def test_a_retry_with_its_key_is_answered_after_the_list_is_deleted(api: A
     assert again.json() == first.json()
     fresh = await api.client.post("/api/sms/bulk", json=request, headers=api.auth())
     assert fresh.status_code == 404  # without the key it is a new request, judged now
+    changed = request | {"message": "bye"}  # the key with another body replays nothing
+    other = await api.client.post("/api/sms/bulk", json=changed, headers=headers)
+    assert other.status_code == 404 and "Idempotent-Replayed" not in other.headers
 
 
 async def test_an_empty_list_cannot_be_sent_to(api: Api) -> None:

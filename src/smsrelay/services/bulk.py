@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.ids import new_id
@@ -32,7 +31,6 @@ from smsrelay.services.recipient_lists import members_as_recipients
 from smsrelay.services.submit import Principal, SubmitPolicy, scheduled_time
 from smsrelay.store.bulks import BulkRepository
 from smsrelay.store.database import Database
-from smsrelay.store.tables import idempotency_keys
 
 MAX_RECIPIENTS = 100_000
 PAST_GRACE = timedelta(minutes=5)  # a scheduledAt this far back still means "now"
@@ -235,26 +233,6 @@ def _bulk_row(
     }
 
 
-async def _answered(
-    db: Database, tenant_id: str, key: str | None, request_hash: str, now: datetime
-) -> idempotency.Answer | None:
-    """The stored answer to this very request under `key`, if it was answered."""
-    if key is None:
-        return None
-    query = select(idempotency_keys).where(
-        idempotency_keys.c.tenant_id == tenant_id,
-        idempotency_keys.c.key == key,
-        idempotency_keys.c.state == "done",
-        idempotency_keys.c.request_hash == request_hash,
-        idempotency_keys.c.expires_at > now,
-    )
-    async with db.reading() as connection:
-        row = (await connection.execute(query)).mappings().first()
-    if row is None:
-        return None
-    return idempotency.Answer(row["response_status"], row["response_body"], replayed=True)
-
-
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -277,7 +255,9 @@ async def submit_bulk(
     except ServiceError:
         # A retry of a request already answered gets its answer even when the request would
         # be refused now (its scheduledAt has passed, its list was deleted since).
-        stored = await _answered(db, principal.tenant_id, key, request_hash, now)
+        if key is None:
+            raise
+        stored = await idempotency.stored_answer(db, principal.tenant_id, key, request_hash, now)
         if stored is None:
             raise
         return stored

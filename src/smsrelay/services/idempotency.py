@@ -102,19 +102,37 @@ async def _claim(
                 "Idempotency-Key", "was already used with a different request body"
             )
         if row["state"] == "done":
-            return Answer(row["response_status"], row["response_body"], replayed=True)
+            return _replayed(row)
         if row["created_at"] + abandon_after > now:
             raise Conflict("a request with this Idempotency-Key is still in progress; retry later")
         await _insert_claim(connection, tenant_id, key, request_hash, now, replace=row)
         return None
 
 
-async def _existing(connection: AsyncConnection, tenant_id: str, key: str) -> Any:
-    query = (
-        select(idempotency_keys)
-        .where(idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key)
-        .with_for_update()
+async def stored_answer(
+    db: Database, tenant_id: str, key: str, request_hash: str, now: datetime
+) -> Answer | None:
+    """The answer already given to this very request (same body) under `key`, if one was and
+    has not expired; reads only (a request refused now may still have been answered before)."""
+    async with db.reading() as connection:
+        row = (await connection.execute(_key_row(tenant_id, key))).mappings().first()
+    if row is None or row["expires_at"] <= now or row["request_hash"] != request_hash:
+        return None
+    return _replayed(row) if row["state"] == "done" else None
+
+
+def _replayed(row: Any) -> Answer:
+    return Answer(row["response_status"], row["response_body"], replayed=True)
+
+
+def _key_row(tenant_id: str, key: str) -> Any:
+    return select(idempotency_keys).where(
+        idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
     )
+
+
+async def _existing(connection: AsyncConnection, tenant_id: str, key: str) -> Any:
+    query = _key_row(tenant_id, key).with_for_update()
     return (await connection.execute(query)).mappings().first()
 
 
