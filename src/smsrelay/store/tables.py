@@ -22,8 +22,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-_NAIVE = "naive datetime given; smsrelay stores UTC-aware times only"
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
@@ -34,9 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(_NAIVE)
-        utc = value.astimezone(UTC)
+        utc = _utc(value)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
     def bind_processor(self, dialect: Dialect) -> Any:
@@ -56,11 +52,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def _sqlite_text(value: datetime | None) -> str | None:
     """`2026-11-29 16:57:27.091205`: the UTC time, naive, to the microsecond."""
-    if value is None:
-        return None
+    return None if value is None else _utc(value).isoformat(" ", "microseconds")[:-6]
+
+
+def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError(_NAIVE)
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+        raise ValueError("naive datetime given; smsrelay stores UTC-aware times only")
+    return value.astimezone(UTC)
 
 
 metadata = MetaData(
