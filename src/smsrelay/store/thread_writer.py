@@ -56,20 +56,18 @@ class ThreadWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, self._transactions, work, read)
 
-    def _transaction(self, work: Work[Result]) -> Result:
-        with self._engine.begin() as connection:
-            bridge = cast(AsyncConnection, _Bridge(connection))
-            return _complete(cast(Coroutine[Any, Any, Result], work(bridge)))
+    def _transaction(self, work: Work[Result], **options: Any) -> Result:
+        with self._engine.connect() as plain:
+            connection = plain.execution_options(**options) if options else plain
+            with connection.begin():
+                bridge = cast(AsyncConnection, _Bridge(connection))
+                return _complete(cast(Coroutine[Any, Any, Result], work(bridge)))
 
     def _transactions(
         self, work: Work[Result], read: ReadAfter[Result, Read]
     ) -> tuple[Result, Read]:
         done = self._transaction(work)
-        with self._engine.connect() as plain:
-            reader = plain.execution_options(**self._read_only)
-            with reader.begin():
-                bridge = cast(AsyncConnection, _Bridge(reader))
-                return done, _complete(cast(Coroutine[Any, Any, Read], read(bridge, done)))
+        return done, self._transaction(lambda bridge: read(bridge, done), **self._read_only)
 
     def dispose(self) -> None:
         self._thread.submit(self._engine.dispose).result()
