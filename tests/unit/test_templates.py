@@ -28,3 +28,16 @@ def test_a_missing_value_names_it() -> None:
 
 def test_plain_text_is_returned_as_is() -> None:
     assert Template.parse("50% {off}").render({}) == "50% {off}"
+
+
+@pytest.mark.parametrize(
+    ("text", "malformed"),
+    [
+        ("Hi {{First Name}} and {{ok}}", ["{{First Name}}"]),
+        ("{{1st}} {{}} {{1st}}", ["{{1st}}", "{{}}"]),
+        ("{{ firstName }}: 50% off {today} {{a_b9}}", []),
+        ("{{{x}}}", []),
+    ],
+)
+def test_what_is_written_as_a_placeholder_but_is_not_one(text: str, malformed: list[str]) -> None:
+    assert Template.parse(text).malformed == malformed

@@ -12,6 +12,7 @@ __all__ = ["MissingVariables", "Template"]
 # `{{ firstName }}`: a name of letters, digits and underscores (not starting with a digit),
 # with optional spaces inside the braces. Anything else in braces is left as written.
 _PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*\}\}")
+_BRACED: Final = re.compile(r"\{\{[^{}]*\}\}")  # anything written as a placeholder
 
 
 class MissingVariables(ValueError):
@@ -39,6 +40,13 @@ class Template:
     @property
     def is_plain(self) -> bool:
         return not self.names
+
+    @property
+    def malformed(self) -> list[str]:
+        """What is written as a placeholder but is not one (`{{First Name}}`), each once: it
+        would be sent as typed."""
+        braced = (match.group(0) for match in _BRACED.finditer(self.text))
+        return list(dict.fromkeys(b for b in braced if not _PLACEHOLDER.fullmatch(b)))
 
     def missing(self, values: Mapping[str, str]) -> list[str]:
         return [name for name in self.names if name not in values]

@@ -8,7 +8,6 @@ send decides them when it stores its row. Each refusal is a stable code plus a h
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -81,11 +80,6 @@ class Screen:
         )
 
 
-# Anything written as a placeholder; those `Template` does not take would go out as typed.
-_BRACED: Final = re.compile(r"\{\{([^{}]*)\}\}")
-_NAME: Final = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]{0,63}\s*")
-
-
 def check_template(screen: Screen) -> None:
     """`InvalidRequest` on `message` when the text is unusable for everyone (plain text only),
     or writes a placeholder no value could fill (`{{First Name}}` would reach every phone as
@@ -93,11 +87,11 @@ def check_template(screen: Screen) -> None:
     text = screen.template.text
     if not text.strip():
         raise InvalidRequest("message", "must not be empty")
-    broken = [m.group(0) for m in _BRACED.finditer(text) if not _NAME.fullmatch(m.group(1))]
+    broken = screen.template.malformed
     if broken:
         raise InvalidRequest(
             "message",
-            f"{', '.join(dict.fromkeys(broken))} is not a placeholder smsrelay fills: a name is "
+            f"{', '.join(broken)} is not a placeholder smsrelay fills: a name is "
             "letters, digits and underscores, not starting with a digit (e.g. {{firstName}}); "
             "rename it (and its variable or CSV column), or remove the braces",
         )
