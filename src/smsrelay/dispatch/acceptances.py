@@ -17,16 +17,14 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smsrelay.domain.status import Status
-from smsrelay.services.delivery import error_columns
-from smsrelay.store.claims import moment, rechecked
+from smsrelay.store.acceptances import mark_sent, parked_among
 from smsrelay.store.database import Database
 from smsrelay.store.outbox import OutboxRepository, event_row
-from smsrelay.store.tables import message_events, messages, unmatched_callbacks
+from smsrelay.store.tables import message_events
 
 # What to do with an acceptance whose lease this worker no longer holds (see the dispatcher).
 LateAcceptance = Callable[[OutboxRepository, str, str | None, datetime], Awaitable[None]]
@@ -118,12 +116,13 @@ class AcceptanceWriter:
             return set()
         now = self.clock()
         await connection.execute(insert(message_events), [_event(a, now) for a in batch])
-        moved = await _mark_sent(connection, self.worker, batch, now)
+        sent = [(a.message_id, a.provider_message_id) for a in batch]
+        moved = await mark_sent(connection, self.worker, sent, now)
         outbox = OutboxRepository(connection)
         for item in batch:
             if item.message_id not in moved:
                 await self.on_late(outbox, item.message_id, item.provider_message_id, now)
-        return await _parked_among(connection, [a.provider_message_id for a in batch])
+        return await parked_among(connection, [a.provider_message_id for a in batch])
 
 
 def _settle(future: asyncio.Future[None] | None) -> None:
@@ -140,98 +139,3 @@ def _event(acceptance: Acceptance, now: datetime) -> dict[str, Any]:
         to_status=Status.SENT.value,
         data=acceptance.event_data,
     )
-
-
-async def _mark_sent(
-    connection: AsyncConnection, worker: str, batch: list[Acceptance], now: datetime
-) -> set[str]:
-    """`sent` for the batch's messages still `sending` on this worker's lease; their ids.
-
-    Statements compiled once whatever the batch's size (a CASE over the batch was a new
-    statement of n branches to build, key and compile per batch). PostgreSQL: one
-    compare-and-set joined to the batch's ids and provider ids (unnest), so each message is
-    updated once (a second update for the id is a second row version and index entries).
-    SQLite: the compare-and-set over the ids, then the moved ones' provider ids in one
-    executemany (cheaper here than binding every column for each message).
-    """
-    if connection.dialect.name == "postgresql":
-        ordered = sorted(batch, key=lambda a: a.message_id)  # rows locked in id order, as
-        params = {  # the other batch writers lock them (no deadlock between two batches)
-            "v_ids": [a.message_id for a in ordered],
-            "v_sids": [a.provider_message_id for a in ordered],
-            "v_worker": worker,
-            "v_sent_at": now,
-            "v_updated_at": now,
-        }
-        return set((await connection.execute(_MARK_SENT_JOINED, params)).scalars())
-    params = {"v_ids": [a.message_id for a in batch], "v_worker": worker}
-    moved = set(
-        (
-            await connection.execute(_MARK_SENT, params | {"v_sent_at": now, "v_updated_at": now})
-        ).scalars()
-    )
-    sids = [
-        {"v_id": a.message_id, "v_sid": a.provider_message_id}
-        for a in batch
-        if a.message_id in moved
-    ]
-    if sids:
-        await connection.execute(_SET_SID, sids)
-    return moved
-
-
-_SENT_VALUES: dict[str, Any] = {
-    "status": Status.SENT.value,
-    "sent_at": moment("v_sent_at"),
-    "updated_at": moment("v_updated_at"),
-    "lease_owner": None,
-    "lease_expires_at": None,
-    "needs_reconcile": 0,
-    **error_columns(None),
-}
-_BATCH = (
-    func.unnest(
-        bindparam("v_ids", type_=postgresql.ARRAY(String)),
-        bindparam("v_sids", type_=postgresql.ARRAY(String)),
-    )
-    .table_valued("id", "sid")
-    .render_derived(name="batch")
-)
-_MARK_SENT_JOINED = (
-    update(messages)
-    .where(
-        messages.c.id == _BATCH.c.id,
-        messages.c.status == Status.SENDING.value,
-        messages.c.lease_owner == bindparam("v_worker"),
-    )
-    .values(provider_message_id=_BATCH.c.sid, **_SENT_VALUES)
-    .returning(messages.c.id)
-)
-_MARK_SENT = (
-    update(messages)
-    .where(
-        messages.c.id.in_(bindparam("v_ids", expanding=True)),
-        rechecked(messages.c.status) == Status.SENDING.value,
-        messages.c.lease_owner == bindparam("v_worker"),
-    )
-    .values(**_SENT_VALUES)
-    .returning(messages.c.id)
-)
-_SET_SID = (
-    update(messages)
-    .where(messages.c.id == bindparam("v_id"))
-    .values(provider_message_id=bindparam("v_sid", type_=String))
-)
-
-
-async def _parked_among(connection: AsyncConnection, sids: list[str | None]) -> set[str | None]:
-    """The ids among `sids` that a status callback reached before the send was recorded."""
-    known = [sid for sid in sids if sid]
-    if not known:
-        return set()
-    return set((await connection.execute(_PARKED_AMONG, {"v_sids": known})).scalars())
-
-
-_PARKED_AMONG = select(unmatched_callbacks.c.provider_message_id).where(
-    unmatched_callbacks.c.provider_message_id.in_(bindparam("v_sids", expanding=True))
-)

@@ -17,7 +17,7 @@ from smsrelay.domain.status import Status, moves_forward
 from smsrelay.providers.base import ProviderError, SendResult
 from smsrelay.store.database import Database
 from smsrelay.store.group_commit import GroupCommit
-from smsrelay.store.outbox import OutboxRepository, event_row
+from smsrelay.store.outbox import NO_ERROR, OutboxRepository, event_row
 from smsrelay.store.outbox_batch import OutboxBatch
 from smsrelay.store.tables import unmatched_callbacks
 
@@ -59,12 +59,7 @@ class StatusUpdate:
 def error_columns(error: ProviderError | None) -> dict[str, Any]:
     """The outbox's error columns for `error` (all None when there is none)."""
     if error is None:
-        return {
-            "error_code": None,
-            "error_message": None,
-            "error_more_info": None,
-            "error_details": None,
-        }
+        return dict(NO_ERROR)
     return {
         "error_code": None if error.code is None else str(error.code),
         "error_message": error.message,

@@ -327,6 +327,15 @@ def _difference(row: RowMapping) -> str | None:
     return None if difference is None else str(difference)
 
 
+# The outbox's error columns of a message without an error.
+NO_ERROR: dict[str, Any] = {
+    "error_code": None,
+    "error_message": None,
+    "error_more_info": None,
+    "error_details": None,
+}
+
+
 def _error(row: RowMapping) -> ErrorDetails | None:
     if row["error_message"] is None and row["error_code"] is None:
         return None
