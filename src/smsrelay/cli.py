@@ -8,7 +8,7 @@ import json
 import os
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -39,6 +39,10 @@ secrets_app = typer.Typer(help="Keys for secrets stored encrypted.", no_args_is_
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(providers_app, name="providers")
 secrets_app.command("rotate")(secrets_rotate)
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without the service's modules
+    from smsrelay.bootstrap import Container
+    from smsrelay.dispatch.dispatcher import Dispatcher
 
 T = TypeVar("T")
 # Allocations between two passes over the youngest objects (Python's default is 700).
@@ -119,7 +123,7 @@ async def _check_provider(container: Any) -> None:
     await setup.close()
 
 
-async def _start_worker(container: Any) -> Any:
+async def _start_worker(container: Container) -> Dispatcher:
     """Start the container for a worker; its dispatcher, to run.
 
     The collector is tuned once start-up is done, as for `serve`: a worker's messages await
