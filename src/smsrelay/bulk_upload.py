@@ -25,6 +25,7 @@ import aiohttp
 from smsrelay.api.bulk_schemas import MAX_TO_CHARS, MAX_VARIABLE_CHARS
 from smsrelay.domain.phone_batch import NumberChecker
 from smsrelay.domain.templates import Template
+from smsrelay.providers.http_support import seconds_from_retry_after
 from smsrelay.services.list_import import separator_hint
 
 STATE_SUFFIX = ".smsrelay-bulk.json"
@@ -328,11 +329,10 @@ class BulkClient:
 
 
 def _retry_after(value: str | None) -> float:
-    """Seconds to wait before asking again (Retry-After in seconds; 1 when absent or odd)."""
-    try:
-        return min(max(float(value or 1), 0.1), 30.0)
-    except ValueError:
-        return 1.0
+    """Seconds to wait before asking again: Retry-After (seconds or an HTTP date) held to
+    0.1–30 s; 1 when absent or unreadable."""
+    seconds = seconds_from_retry_after(value)
+    return 1.0 if seconds is None else min(max(seconds, 0.1), 30.0)
 
 
 def _refusal(status: int, answer: dict[str, Any]) -> str:
